@@ -1,0 +1,28 @@
+# Two commands set everything up: `make train` and `make test`.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.ptlab-installed
+
+.PHONY: setup train test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Train the default task offline; pass extra overrides with ARGS="task=logreg seed=1".
+train: setup
+	$(BIN)/ptlab train $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python scripts/bench_trainer.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

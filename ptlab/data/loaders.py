@@ -1,0 +1,128 @@
+"""Batches for the trainer: the in-memory fast path and DataLoader for data on disk.
+
+Both kinds share one contract: ``batches(epoch, start)`` yields the batches of
+``epoch`` beginning with batch number ``start``. The order of an epoch is a pure
+function of (seed, epoch), so a resumed run only needs (epoch, position) to
+continue with exactly the batch it would have seen next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class Batches(Protocol):
+    """An iterable of batches that can start anywhere inside any epoch."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Sequence[Tensor]]: ...
+
+
+@dataclass
+class Data:
+    """What a dataset builder returns; ``info`` feeds the model's injected arguments."""
+
+    train: Batches
+    val: Batches
+    test: Batches
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    """The shuffled order of ``n`` samples in ``epoch``: the same (seed, epoch), the same order."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(n, generator=generator)
+
+
+class TensorBatches:
+    """Index slices of tensors that already live on the training device.
+
+    No DataLoader, no per-sample collate: one permutation per epoch, one
+    gather per tensor per batch.
+    """
+
+    def __init__(self, tensors: Sequence[Tensor], batch_size: int, shuffle: bool, seed: int) -> None:
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_samples = len(self.tensors[0])
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        if self.shuffle:
+            order = epoch_permutation(self.num_samples, self.seed, epoch).to(self.tensors[0].device)
+        for i in range(start, len(self)):
+            lo, hi = i * self.batch_size, (i + 1) * self.batch_size
+            if self.shuffle:
+                index = order[lo:hi]
+                yield tuple(t[index] for t in self.tensors)
+            else:
+                yield tuple(t[lo:hi] for t in self.tensors)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        return self.batches()
+
+
+class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batch sampler for a DataLoader with the same (seed, epoch) → order rule as TensorBatches."""
+
+    def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.num_samples, self.batch_size, self.shuffle, self.seed = num_samples, batch_size, shuffle, seed
+        self.epoch, self.start = 0, 0
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else torch.arange(self.num_samples)
+        for i in range(self.start, len(self)):
+            yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
+
+
+class LoaderBatches:
+    """A DataLoader (workers, pinned memory, persistent workers) for samples read from disk."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, seed: int,
+                 device: torch.device, num_workers: int) -> None:
+        self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed)
+        self.device = device
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+        )
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[list[Tensor]]:
+        self.sampler.epoch, self.sampler.start = epoch, start
+        for batch in self.loader:
+            yield [t.to(self.device, non_blocking=True) for t in batch]
+
+    def __iter__(self) -> Iterator[list[Tensor]]:
+        return self.batches()
+
+
+def in_memory_splits(
+    splits: dict[str, Sequence[Tensor]], batch_size: int, seed: int, device: torch.device, info: dict[str, Any]
+) -> Data:
+    """Move each split's tensors to ``device`` once and wrap them as batches (only train is shuffled)."""
+    return Data(
+        **{
+            name: TensorBatches([t.to(device) for t in tensors], batch_size, shuffle=name == "train", seed=seed)
+            for name, tensors in splits.items()
+        },
+        info=info,
+    )

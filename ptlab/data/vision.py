@@ -1,0 +1,228 @@
+"""Image data: bundled 8×8 digits (offline), MNIST / Fashion-MNIST / CIFAR-10, and image folders.
+
+Digits, MNIST, Fashion-MNIST and CIFAR-10 fit in memory, so they are read once
+into uint8 tensors and served on the in-memory fast path, normalized with the
+training split's per-channel mean and standard deviation. Only an image folder
+(decoded from disk per sample) goes through a DataLoader with workers.
+
+The public sets are read from their original files (MNIST's IDX files,
+CIFAR-10's python batches) under ``data.root``; ``data.download=true`` fetches
+them with torchvision first.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ptlab.config import Fraction, PathThatExists, PositiveInt, NonNegativeInt
+from ptlab.data.loaders import Data, LoaderBatches, in_memory_splits
+from ptlab.errors import ConfigError
+
+
+
+def digits(
+    *, batch_size: PositiveInt = 64, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.15,
+    split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+) -> Data:
+    """Scikit-learn's bundled handwritten digits: 1,797 grey 8×8 images, 10 classes."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    _expect_classification("digits", target_kind)
+    bunch = load_digits()
+    images = torch.tensor(bunch.images * (255 / 16), dtype=torch.uint8).unsqueeze(1)  # N×1×8×8
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    index = np.arange(len(labels))
+    rest, test = train_test_split(index, test_size=test_fraction, random_state=split_seed, stratify=bunch.target)
+    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=split_seed,
+                                  stratify=bunch.target[rest])
+    parts = {name: (images[i], labels[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+    return image_tensors(parts, batch_size, seed, device)
+
+
+def mnist(
+    *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
+    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+) -> Data:
+    """MNIST handwritten digits: 70,000 grey 28×28 images (the original IDX files)."""
+    return _idx_dataset("MNIST", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+
+
+def fashion_mnist(
+    *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
+    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+) -> Data:
+    """Fashion-MNIST: 70,000 grey 28×28 images of clothing, 10 classes (the original IDX files)."""
+    return _idx_dataset("FashionMNIST", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+
+
+def cifar10(
+    *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
+    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+) -> Data:
+    """CIFAR-10: 60,000 colour 32×32 images, 10 classes (the original python batches)."""
+    _expect_classification("cifar10", target_kind)
+    folder = Path(root).expanduser() / "cifar-10-batches-py"
+    if download:
+        _download("CIFAR10", root)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    _require(folder, names, "cifar10")
+    batches = [_read_cifar_batch(folder / name) for name in names]
+    train_x = torch.cat([b[0] for b in batches[:5]])
+    train_y = torch.cat([b[1] for b in batches[:5]])
+    return _with_val_split(train_x, train_y, batches[5], batch_size, val_fraction, split_seed, device, seed)
+
+
+def image_folder(
+    *, root: PathThatExists, image_size: PositiveInt = 32, channels: Literal[1, 3] = 3, batch_size: PositiveInt = 64,
+    val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.15, split_seed: int = 0,
+    num_workers: NonNegativeInt = 2, target_kind: str, device: torch.device, seed: int,
+) -> Data:
+    """Your images: class subfolders (torchvision's ImageFolder layout), or train/ val/ test/ each in it."""
+    from sklearn.model_selection import train_test_split
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    _expect_classification("imagefolder", target_kind)
+    base = Path(root).expanduser()
+    transform = v2.Compose([
+        v2.ToImage(),
+        v2.Grayscale(num_output_channels=channels) if channels == 1 else v2.RGB(),
+        v2.Resize((image_size, image_size), antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize([0.5] * channels, [0.5] * channels),
+    ])
+
+    def load(folder: Path) -> "datasets.ImageFolder":
+        try:
+            return datasets.ImageFolder(str(folder), transform=transform)
+        except (FileNotFoundError, RuntimeError) as err:
+            raise ConfigError(f"data.root: {folder} is not an image folder ({err}); "
+                              "give a folder with one subfolder of images per class") from None
+
+    given = {name: base / name for name in ("train", "val", "test") if (base / name).is_dir()}
+    train_set = load(given.get("train", base))
+    splits = {name: load(path) for name, path in given.items() if name != "train"}
+    for name, part in splits.items():
+        if part.classes != train_set.classes:
+            raise ConfigError(f"data.root: {name}/ has classes {part.classes}, train/ has {train_set.classes}; make them match")
+    rest = np.arange(len(train_set))
+    targets = np.asarray(train_set.targets)
+    for name, fraction in (("test", test_fraction), ("val", val_fraction)):
+        if name not in splits:
+            rest, carved = train_test_split(rest, test_size=fraction, random_state=split_seed, stratify=targets[rest])
+            splits[name] = torch.utils.data.Subset(train_set, carved.tolist())
+    splits["train"] = torch.utils.data.Subset(train_set, rest.tolist()) if len(rest) < len(train_set) else train_set
+    info = {"in_channels": channels, "image_size": image_size, "num_classes": len(train_set.classes)}
+    return Data(
+        **{name: LoaderBatches(part, batch_size, name == "train", seed, device, num_workers) for name, part in splits.items()},
+        info=info,
+    )
+
+
+def image_tensors(parts: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int, seed: int,
+                  device: torch.device) -> Data:
+    """uint8 N×C×H×W images → float tensors normalized with the training split's channel statistics."""
+    train_images = parts["train"][0].float() / 255
+    mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
+    std = train_images.std(dim=(0, 2, 3), keepdim=True)
+    splits = {name: (((x.float() / 255) - mean) / std, y) for name, (x, y) in parts.items()}
+    _, channels, height, _ = train_images.shape
+    num_classes = int(max(y.max() for _, y in parts.values())) + 1
+    return in_memory_splits(splits, batch_size, seed, device,
+                            {"in_channels": channels, "image_size": height, "num_classes": num_classes})
+
+
+def _with_val_split(train_x, train_y, test, batch_size, val_fraction, split_seed, device, seed) -> Data:
+    from sklearn.model_selection import train_test_split
+
+    train, val = train_test_split(np.arange(len(train_y)), test_size=val_fraction, random_state=split_seed,
+                                  stratify=train_y.numpy())
+    parts = {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]), "test": test}
+    return image_tensors(parts, batch_size, seed, device)
+
+
+def _idx_dataset(name, root, download, batch_size, val_fraction, split_seed, target_kind, device, seed) -> Data:
+    _expect_classification(name.lower(), target_kind)
+    folder = Path(root).expanduser() / name / "raw"
+    if download:
+        _download(name, root)
+    files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    _require(folder, files, name.lower(), gz_ok=True)
+    train_x, train_y, test_x, test_y = (read_idx(_plain_or_gz(folder / f)) for f in files)
+    return _with_val_split(train_x.unsqueeze(1), train_y.long(), (test_x.unsqueeze(1), test_y.long()),
+                           batch_size, val_fraction, split_seed, device, seed)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read an IDX file (MNIST's format): 0, 0, dtype code 0x08 (uint8), ndim, big-endian sizes, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ConfigError(f"data.root: {path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ConfigError(f"data.root: {path} is truncated ({data.size} bytes of data, header says {shape})")
+    return torch.from_numpy(data.reshape(shape).copy())
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR-10's batches that can build numpy arrays and nothing else."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    with path.open("rb") as f:
+        try:
+            batch = _ArrayUnpickler(f, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            raise ConfigError(f"data.root: {path} is not a CIFAR-10 batch ({err})") from None
+    data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return torch.from_numpy(data.copy()), torch.tensor(batch["labels"], dtype=torch.long)
+
+
+def _plain_or_gz(path: Path) -> Path:
+    return path if path.exists() else path.with_name(path.name + ".gz")
+
+
+def _require(folder: Path, names: list[str], data_name: str, gz_ok: bool = False) -> None:
+    missing = [n for n in names if not (folder / n).exists() and not (gz_ok and (folder / f"{n}.gz").exists())]
+    if missing:
+        raise ConfigError(
+            f"data.root: {data_name} files {', '.join(missing)} are not in {folder}; "
+            f"pass data.download=true to fetch them, or data.root=DIR where they are"
+        )
+
+
+def _download(name: str, root: str) -> None:
+    from torchvision import datasets
+
+    try:
+        for train in (True, False):
+            getattr(datasets, name)(str(Path(root).expanduser()), train=train, download=True)
+    except Exception as err:  # network errors come in many types
+        raise ConfigError(f"data.download: could not download {name} ({err}); "
+                          f"put the files under data.root yourself and pass data.download=false") from None
+
+
+def _expect_classification(name: str, target_kind: str) -> None:
+    if target_kind != "classification":
+        raise ConfigError(f"data={name} holds class labels but objective is {target_kind}; use objective=classification")

@@ -1,0 +1,37 @@
+"""Optional parts of training, kept out of the loop (checkpoints: ptlab.engine.checkpoint).
+
+A callback implements any of the hooks below; the trainer calls them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ptlab.engine.trainer import Trainer
+
+log = logging.getLogger("ptlab")
+
+
+class Callback:
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer) -> None: ...
+    def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None: ...
+    def on_epoch_end(self, trainer: Trainer) -> None: ...
+    def on_interrupt(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored metric has not improved for ``patience`` validations."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if trainer.best.validations_since >= self.patience:
+            trainer.request_stop(f"early stopping: {trainer.best.monitor} has not improved for "
+                                 f"{self.patience} validations (best {trainer.best.value:.6g} at epoch "
+                                 f"{trainer.best.epoch})")

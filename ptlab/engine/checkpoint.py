@@ -1,0 +1,176 @@
+"""Checkpoint files: plain data, written atomically, loaded only with ``weights_only=True``.
+
+Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
+
+    format_version, ptlab_version, torch_version,
+    config       the resolved run config as a plain dict
+    model        state_dict of the whole task model (no ``module.`` / ``_orig_mod.`` prefixes)
+    optimizers   {name: optimizer.state_dict()}
+    schedulers   {name: scheduler.state_dict()}
+    scaler       GradScaler.state_dict() or None
+    rng          {"python", "numpy", "torch", "cuda"} generator states
+    loop         {"epoch", "step", "batch_in_epoch", "train_seconds", "samples"}
+    best         {"value", "epoch", "step", "metrics", "validations_since"}
+
+``best.pt`` carries the same keys with the best model and empty optimizer state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from ptlab.engine.callbacks import Callback
+from ptlab.errors import PtlabError
+
+if TYPE_CHECKING:
+    from ptlab.engine.trainer import Trainer
+
+log = logging.getLogger("ptlab")
+
+FORMAT_VERSION = 1
+
+# Numbered migrations: MIGRATIONS[n] turns a format-n payload into format n+1.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+REQUIRED_KEYS = ("format_version", "config", "model")
+
+
+class CheckpointError(PtlabError):
+    """A checkpoint that is missing, damaged, unsafe or not ptlab's."""
+
+
+def to_cpu(value: Any) -> Any:
+    """Copy every tensor inside nested dicts/lists/tuples to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def clean_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's weights on the CPU, unwrapped from DDP (``module.``) and torch.compile (``_orig_mod.``)."""
+    while hasattr(module, "module") or hasattr(module, "_orig_mod"):
+        module = getattr(module, "module", None) or getattr(module, "_orig_mod")
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator that decides the future of a run, as plain data."""
+    version, mt_state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, ``os.replace`` into place, fsync the folder.
+
+    A crash at any moment leaves either the old file or the new one, never a mix.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(payload), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a ptlab checkpoint safely (``weights_only=True``) and migrate it to the current format."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"ckpt: {path} is a folder; give a .pt file such as {path / 'checkpoints' / 'best.pt'}")
+    if not path.exists():
+        raise CheckpointError(f"ckpt: {path} does not exist; give the path of a ptlab checkpoint (.pt)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"ckpt: refusing to load {path}: it holds Python objects, not plain data ({first}). "
+            "ptlab loads checkpoints with weights_only=True and never runs code from a file."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"ckpt: {path} is damaged or not a torch file ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
+        raise CheckpointError(f"ckpt: {path} is not a ptlab checkpoint (it lacks {', '.join(REQUIRED_KEYS)})")
+    version = payload["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"ckpt: {path} has format_version {version!r}, newer than this ptlab reads "
+                              f"({FORMAT_VERSION}); upgrade ptlab")
+    while version < FORMAT_VERSION:
+        payload = MIGRATIONS[version](payload)
+        version = payload["format_version"] = version + 1
+    return payload
+
+
+class Checkpointer(Callback):
+    """``last.pt`` every N steps, at each epoch end and on interrupt; ``best.pt`` when the monitor improves."""
+
+    def __init__(self, folder: Path, every_n_steps: int | None) -> None:
+        self.folder = folder
+        self.every_n_steps = every_n_steps
+        self.saved_step: int | None = None
+
+    def save_last(self, trainer: Trainer) -> None:
+        if self.saved_step != trainer.state.step:
+            save_atomic(trainer.checkpoint(), self.folder / "last.pt")
+            self.saved_step = trainer.state.step
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
+            self.save_last(trainer)
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if improved:
+            save_atomic(trainer.checkpoint(best=True), self.folder / "best.pt")
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+        log.info("saved %s at step %d", self.folder / "last.pt", trainer.state.step)
+
+    def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.save_last(trainer)

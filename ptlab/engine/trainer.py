@@ -1,0 +1,310 @@
+"""The one training loop, shared by every task.
+
+    for each epoch:
+        for each batch (from the saved position when resuming):
+            loss = objective.loss(model, batch) / batches in this accumulation window
+            loss.backward()
+            at the end of a window: clip, optimizer.step(), zero_grad, scheduler.step()
+        validate every N epochs; keep the best weights by the monitored metric
+    test with the best weights
+
+Metrics stay on the device between logging points: ``.item()`` is called every
+``log_every_n_steps`` steps and at epoch end, never per step. Signals only set
+a flag; the loop checks it at the next step boundary, checkpoints and stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+
+from ptlab.engine.callbacks import Callback
+from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
+from ptlab.engine.precision import Precision
+from ptlab.errors import ConfigError, PtlabError
+
+if TYPE_CHECKING:
+    from ptlab.api import Run
+
+log = logging.getLogger("ptlab")
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM/SIGINT arrived; a checkpoint was written. ``exit_code`` is 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLoss(PtlabError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class LoopState:
+    """Where the run is: enough to continue with exactly the next batch."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already trained on
+    samples: int = 0  # training samples seen
+    train_seconds: float = 0.0
+    validated_at_step: int = -1  # the step of the latest validation
+
+
+@dataclass
+class BestMetric:
+    """The best value of the monitored metric so far, and how long ago it was."""
+
+    monitor: str
+    mode: str
+    min_delta: float = 0.0
+    value: float | None = None
+    epoch: int = 0
+    step: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    validations_since: int = 0
+
+    def update(self, metrics: dict[str, float], epoch: int, step: int) -> bool:
+        current = metrics[self.monitor]
+        better = self.value is None or (
+            current < self.value - self.min_delta if self.mode == "min" else current > self.value + self.min_delta
+        )
+        if better:
+            self.value, self.epoch, self.step, self.metrics = current, epoch, step, dict(metrics)
+            self.validations_since = 0
+        else:
+            self.validations_since += 1
+        return better
+
+
+class Trainer:
+    """Trains ``run.model`` on ``run.data`` with ``run.objective``; callbacks do the optional parts."""
+
+    def __init__(self, run: Run, callbacks: list[Callback]) -> None:
+        cfg = run.cfg
+        self.run = run
+        self.cfg = cfg
+        self.callbacks = callbacks
+        self.model = run.model
+        self.train_model = torch.compile(run.model) if cfg.trainer.compile else run.model
+        self.precision = Precision(cfg.trainer.precision, run.device)
+        self.state = LoopState()
+        self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, cfg.trainer.early_stopping.min_delta)
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.metric_fns = run.metric_fns
+        self._check_monitor()
+        self._stop_reason: str | None = None
+        self._signal: int | None = None
+        self._loss_sum = torch.zeros((), device=run.device)
+        self._loss_count = 0
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train until max_epochs/max_steps or an early stop, then test with the best weights."""
+        s, t = self.state, self.cfg.trainer
+        train = self.run.data.train
+        self._emit("on_fit_start")
+        with self._catch_signals():
+            while self._stop_reason is None and not self._budget_spent():
+                self.train_model.train()
+                started = time.perf_counter()
+                for batch in train.batches(s.epoch, start=s.batch_in_epoch):
+                    self._train_on(batch, len(train))
+                    if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == len(train):
+                        self._optimizer_step()
+                        if self._stop_reason or self._signal or self._budget_spent():
+                            break
+                s.train_seconds += time.perf_counter() - started
+                if self._signal:
+                    self._emit("on_interrupt")
+                    raise TrainingInterrupted(self._signal)
+                if s.batch_in_epoch == len(train):
+                    s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+                    if s.epoch % t.val_every_n_epochs == 0 or self._budget_spent():
+                        self.validate()
+                    self._emit("on_epoch_end")
+        if s.validated_at_step != s.step:
+            self.validate()  # the run ended between validations: judge its final weights too
+        if self._stop_reason:
+            log.info(self._stop_reason)
+        return self._finish()
+
+    def _train_on(self, batch, batches_per_epoch: int) -> None:
+        """Forward and backward for one batch; the loss is averaged over its accumulation window."""
+        s, accum = self.state, self.cfg.trainer.grad_accum
+        window_start = s.batch_in_epoch - s.batch_in_epoch % accum
+        window = min(accum, batches_per_epoch - window_start)
+        with self.precision.autocast():
+            loss, _, _ = self.run.objective.loss(self.train_model, batch)
+        self.precision.backward(loss / window)
+        self._loss_sum += loss.detach().float()
+        self._loss_count += 1
+        s.batch_in_epoch += 1
+        s.samples += len(batch[0])
+
+    def _optimizer_step(self) -> None:
+        t = self.cfg.trainer
+        for name, optimizer in self.run.optimizers.items():
+            if t.grad_clip:
+                self.precision.unscale(optimizer)
+                torch.nn.utils.clip_grad_norm_(self._params, t.grad_clip)
+            self.precision.step(optimizer)
+            optimizer.zero_grad(set_to_none=True)
+            self.run.schedulers[name].step()
+        self.state.step += 1
+        if self.state.step % t.log_every_n_steps == 0:
+            self._log_training()
+        self._emit("on_step_end")
+
+    def _log_training(self) -> None:
+        if not self._loss_count:
+            return
+        loss = (self._loss_sum / self._loss_count).item()
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(
+                f"train/loss is {loss} at step {self.state.step}; lower optimizer.lr or set trainer.grad_clip. "
+                "The last checkpoint written before this point is intact."
+            )
+        metrics = {"train/loss": loss}
+        for name, optimizer in self.run.optimizers.items():
+            key = "train/lr" if len(self.run.optimizers) == 1 else f"train/lr_{name}"
+            metrics[key] = optimizer.param_groups[0]["lr"]
+        self._emit("on_log", metrics)
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Mean loss and every metric of the objective on ``split`` ("val" or "test")."""
+        self.model.eval()
+        objective = self.run.objective
+        for fn in self.metric_fns.values():
+            fn.reset()
+        loss_sum = torch.zeros((), device=self.run.device)
+        count = 0
+        for batch in getattr(self.run.data, split).batches():
+            with self.precision.autocast():
+                loss, output, target = objective.loss(self.model, batch)
+            loss_sum += loss.float() * len(target)
+            count += len(target)
+            prediction = objective.predict(output)
+            for fn in self.metric_fns.values():
+                fn.update(prediction, target)
+        results = {f"{split}/loss": (loss_sum / max(count, 1)).item()}
+        results.update({f"{split}/{name}": float(fn.compute()) for name, fn in self.metric_fns.items()})
+        return results
+
+    def validate(self) -> dict[str, float]:
+        self._log_training()
+        metrics = self.evaluate("val")
+        improved = self.best.update(metrics, self.state.epoch, self.state.step)
+        self.state.validated_at_step = self.state.step
+        if improved:
+            self.best_weights = clean_state_dict(self.model)
+        self._emit("on_validation_end", metrics, improved)
+        return metrics
+
+    def _finish(self) -> dict[str, Any]:
+        last_weights = clean_state_dict(self.model)
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        results = dict(self.best.metrics)
+        results.update(self.evaluate("test"))
+        results.update(self.run.objective.baselines(self.run.data, results))
+        results.update(epoch=self.state.epoch, step=self.state.step, train_seconds=round(self.state.train_seconds, 3))
+        self.model.load_state_dict(last_weights)
+        self._emit("on_fit_end", results)
+        return results
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def checkpoint(self, best: bool = False) -> dict[str, Any]:
+        """Everything that decides the future of this run, as plain data (see ptlab.engine.checkpoint)."""
+        from omegaconf import OmegaConf
+
+        from ptlab import __version__
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "ptlab_version": __version__,
+            "torch_version": torch.__version__,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "model": self.best_weights if best else clean_state_dict(self.model),
+            "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
+            "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
+            "scaler": self.precision.scaler.state_dict() if self.precision.scaler and not best else None,
+            "rng": rng_state(),
+            "loop": asdict(self.state),
+            "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
+        }
+
+    def restore(self, payload: dict[str, Any], best_weights: dict[str, torch.Tensor] | None) -> None:
+        """Continue a run from ``payload`` (a last.pt) exactly where it stopped."""
+        self.model.load_state_dict(payload["model"])
+        for name, state in payload["optimizers"].items():
+            self.run.optimizers[name].load_state_dict(state)
+        for name, state in payload["schedulers"].items():
+            self.run.schedulers[name].load_state_dict(state)
+        if self.precision.scaler and payload["scaler"]:
+            self.precision.scaler.load_state_dict(payload["scaler"])
+        self.state = LoopState(**payload["loop"])
+        for key, value in payload["best"].items():
+            setattr(self.best, key, value)
+        self.best_weights = best_weights
+        set_rng_state(payload["rng"])
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps the run will take if nothing stops it early."""
+        t = self.cfg.trainer
+        total = math.ceil(len(self.run.data.train) / t.grad_accum) * t.max_epochs
+        return min(total, t.max_steps) if t.max_steps is not None else total
+
+    def request_stop(self, reason: str) -> None:
+        self._stop_reason = reason
+
+    def _budget_spent(self) -> bool:
+        t, s = self.cfg.trainer, self.state
+        return s.epoch >= t.max_epochs or (t.max_steps is not None and s.step >= t.max_steps)
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def _check_monitor(self) -> None:
+        valid = ["val/loss"] + [f"val/{name}" for name in self.metric_fns]
+        if self.best.monitor not in valid:
+            raise ConfigError(f"checkpoint.monitor: {self.best.monitor!r} is not a metric of this run; "
+                              f"use one of {', '.join(valid)}")
+
+    @contextlib.contextmanager
+    def _catch_signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT only set a flag; the loop stops at the next step boundary."""
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signal = signum
+
+        try:
+            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        except ValueError:  # not the main thread: leave signals alone
+            previous = {}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

@@ -1,0 +1,103 @@
+"""Hydra glue: run-directory naming, composing outside ``@hydra.main``, readable errors.
+
+Hydra's own messages for a bad override are accurate but long and end with
+exit code 1; here they become one ptlab message that names the key, suggests
+the nearest valid name and leads to exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from ptlab.errors import ConfigError
+from ptlab.registry import did_you_mean
+
+
+def claim_unique_dir(path: str) -> str:
+    """Create ``path`` (or ``path_1``, ``path_2``, …) atomically and return the one created.
+
+    ``os.mkdir`` fails when the folder exists, so two runs started in the same
+    second each get their own folder, also across processes.
+    """
+    parent = Path(path).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("ptlab.unique_dir"):
+        OmegaConf.register_new_resolver("ptlab.unique_dir", claim_unique_dir, use_cache=True)
+
+
+def first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
+    """``lr=0.1,1 seed=0`` → ``lr=0.1 seed=0``: one concrete job of a sweep, to check before launching."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            out.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+        else:
+            out.append(override.input_line)
+    return out
+
+
+def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
+    """Compose like ``@hydra.main`` would; turn Hydra's errors into a ConfigError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name=config_name):
+        try:
+            return compose(config_name, overrides=overrides)
+        except MissingConfigException as err:
+            raise _missing_option(err) from None
+        except HydraException as err:
+            raise _bad_override(err, config_name, overrides, compose) from None
+
+
+def _missing_option(err) -> ConfigError:
+    group = (err.missing_cfg_file or "").rpartition("/")[0]
+    match = re.search(r"Could not find '([^']+)'", str(err))
+    wanted = (match.group(1) if match else err.missing_cfg_file or "").rpartition("/")[2]
+    options = list(err.options or [])
+    if group and options:
+        return ConfigError(f"{group}: unknown option {wanted!r}. {did_you_mean(wanted, options)}"
+                           f"Valid options: {', '.join(options)} (see `ptlab list`).")
+    return ConfigError(str(err).splitlines()[0])
+
+
+def _bad_override(err, config_name: str, overrides: list[str], compose) -> ConfigError:
+    from omegaconf import OmegaConf
+
+    text = f"{err}\n{err.__cause__ or ''}"
+    match = re.search(r"Could not override '([^']+)'", text) or re.search(r"Could not append to config. An item is already at '([^']+)'", text)
+    if match and "not in struct" in text:
+        key = match.group(1)
+        parent, _, leaf = key.rpartition(".")
+        others = [o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")]
+        try:
+            node = OmegaConf.select(compose(config_name, overrides=others), parent) if parent else compose(config_name, overrides=others)
+            valid = sorted(str(k) for k in node.keys()) if OmegaConf.is_dict(node) else []
+        except Exception:
+            valid = []
+        hint = f"{did_you_mean(leaf, valid)}Valid keys{' of ' + parent if parent else ''}: {', '.join(valid)}." if valid else ""
+        return ConfigError(f"{key}: unknown key. {hint} To add a new key on purpose, write +{key}=VALUE.")
+    first = str(err).strip().splitlines()
+    return ConfigError(" ".join(line.strip() for line in first[:3]))

@@ -1,0 +1,1 @@
+"""What a run reports: console (Rich), TensorBoard and metrics.json — one metric spelling everywhere."""

@@ -1,0 +1,1 @@
+"""Models: each file is the formula of one chapter of the book."""

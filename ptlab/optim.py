@@ -1,0 +1,78 @@
+"""Optimizers and learning-rate schedules.
+
+Optimizers use the multi-tensor (``foreach``) kernels, or the fused ones on
+CUDA. Schedules are stepped once per optimizer step and written as the
+multiplier of the base learning rate, so each reads as its formula.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from ptlab.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+
+
+def _fast_kernels(params: list) -> dict:
+    on_cuda = bool(params) and all(p.is_cuda for group in params for p in _tensors(group))
+    return {"fused": True} if on_cuda else {"foreach": True}
+
+
+def _tensors(group):
+    return group["params"] if isinstance(group, dict) else [group]
+
+
+def sgd(params: Iterable, lr: PositiveFloat = 0.1, momentum: Probability = 0.0,
+        weight_decay: NonNegativeFloat = 0.0, nesterov: bool = False) -> torch.optim.SGD:
+    """Stochastic gradient descent: w ← w − lr·∇L (with optional momentum)."""
+    params = list(params)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                           **_fast_kernels(params))
+
+
+def adam(params: Iterable, lr: PositiveFloat = 1e-3, beta1: Probability = 0.9, beta2: Probability = 0.999,
+         eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Adam:
+    """Adam: steps scaled by running estimates of the gradient's first and second moments."""
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                            **_fast_kernels(params))
+
+
+def adamw(params: Iterable, lr: PositiveFloat = 1e-3, beta1: Probability = 0.9, beta2: Probability = 0.999,
+          eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.01) -> torch.optim.AdamW:
+    """AdamW: Adam with weight decay applied to the weights directly (decoupled)."""
+    params = list(params)
+    return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                             **_fast_kernels(params))
+
+
+def constant(optimizer: torch.optim.Optimizer, warmup_steps: NonNegativeInt = 0) -> LambdaLR:
+    """The base learning rate throughout (after an optional linear warm-up)."""
+    return LambdaLR(optimizer, lambda step: _warmup(step, warmup_steps))
+
+
+def cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: NonNegativeInt = 0,
+           min_lr_ratio: Probability = 0.0) -> LambdaLR:
+    """Linear warm-up, then lr·[r + (1 − r)·½(1 + cos(π·t))] with t going 0 → 1 over the run."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return _warmup(step, warmup_steps)
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return LambdaLR(optimizer, factor)
+
+
+def step(optimizer: torch.optim.Optimizer, steps_per_epoch: int, every_n_epochs: PositiveInt = 10,
+         gamma: PositiveFloat = 0.1, warmup_steps: NonNegativeInt = 0) -> LambdaLR:
+    """Multiply the learning rate by ``gamma`` every ``every_n_epochs`` epochs."""
+    period = every_n_epochs * steps_per_epoch
+    return LambdaLR(optimizer, lambda s: _warmup(s, warmup_steps) * gamma ** (s // period))
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0

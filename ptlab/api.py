@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ptlab.config import validate
+from ptlab.config import check_monitor, validate
 from ptlab.errors import ConfigError
 from ptlab.paths import CONFIG_DIR
 
@@ -49,15 +49,26 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     return compose_config(CONFIG_DIR, config_name, list(overrides))
 
 
+def check(cfg: DictConfig) -> None:
+    """Every check that needs no data and no model: types, ranges, names, device, precision, monitor."""
+    from ptlab import catalog
+    from ptlab.engine.device import resolve_device
+    from ptlab.engine.precision import Precision
+
+    validate(cfg)
+    Precision(cfg.trainer.precision, resolve_device(cfg.device))
+    check_monitor(cfg.checkpoint.monitor, build_node(catalog.OBJECTIVES, cfg.objective, "objective").metrics)
+
+
 def build(cfg: DictConfig) -> Run:
-    """Validate ``cfg`` and build objective, data, model, optimizer, scheduler and metrics from it."""
+    """Check ``cfg`` and build objective, data, model, optimizer, scheduler and metrics from it."""
     import numpy as np
     import torch
 
     from ptlab import catalog
     from ptlab.engine.device import resolve_device
 
-    validate(cfg)
+    check(cfg)
     device = resolve_device(cfg.device)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)

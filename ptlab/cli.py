@@ -72,9 +72,7 @@ def train_command(args: list[str]) -> int:
 
 def _preflight(args: list[str]) -> None:
     """Compose and validate (the first job of a sweep) before Hydra makes any folder."""
-    from ptlab.api import compose
-    from ptlab.config import validate
-    from ptlab.engine.device import resolve_device
+    from ptlab.api import check, compose
     from ptlab.hydra_support import first_of_each_sweep
 
     overrides = [a for a in args if not a.startswith("-")]
@@ -82,9 +80,7 @@ def _preflight(args: list[str]) -> None:
         overrides = first_of_each_sweep(overrides)
     except Exception as err:  # Hydra's override grammar errors
         raise PtlabError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
-    cfg = compose(overrides)
-    validate(cfg)
-    resolve_device(cfg.device)
+    check(compose(overrides))
 
 
 def _train_job(cfg) -> float | None:

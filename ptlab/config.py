@@ -115,7 +115,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     from ptlab import catalog
 
     try:
-        plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True) if OmegaConf.is_config(cfg) else dict(cfg)
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: required; add {err.full_key}=VALUE to the command line") from None
     fixed = {k: v for k, v in plain.items() if k not in REGISTRY_SECTIONS and k != "hydra"}
@@ -141,6 +141,13 @@ def check_dataclass(prefix: str, values: Mapping[str, Any], schema: type) -> Non
             check_dataclass(f"{full}.", value, hint)
         else:
             check_value(full, value, hint)
+
+
+def check_monitor(monitor: str, metric_names: list[str]) -> None:
+    """``checkpoint.monitor`` must name a validation metric the objective reports."""
+    valid = ["val/loss"] + [f"val/{name}" for name in metric_names]
+    if monitor not in valid:
+        raise ConfigError(f"checkpoint.monitor: {monitor!r} is not a metric of this run; use one of {', '.join(valid)}")
 
 
 def check_call(key: str, node: Mapping[str, Any], fn: Any, kwargs: Mapping[str, Any], injected: frozenset[str]) -> None:

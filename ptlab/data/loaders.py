@@ -4,6 +4,9 @@ Both kinds share one contract: ``batches(epoch, start)`` yields the batches of
 ``epoch`` beginning with batch number ``start``. The order of an epoch is a pure
 function of (seed, epoch), so a resumed run only needs (epoch, position) to
 continue with exactly the batch it would have seen next.
+
+``carve_splits`` cuts validation and test splits out of a training set with a
+fixed ``split_seed``, the same way for every builder.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any, Iterator, Protocol, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+
+from ptlab.errors import ConfigError
 
 
 class Batches(Protocol):
@@ -36,7 +41,8 @@ class Data:
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
     """The shuffled order of ``n`` samples in ``epoch``: the same (seed, epoch), the same order."""
-    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    entropy = [seed % 2**64, epoch]  # SeedSequence takes non-negative ints only; seed=-1 is a valid config
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
     return torch.randperm(n, generator=generator)
 
 
@@ -126,3 +132,31 @@ def in_memory_splits(
         },
         info=info,
     )
+
+
+def carve_splits(labels: np.ndarray, fractions: dict[str, float], split_seed: int,
+                 stratify: bool) -> dict[str, np.ndarray]:
+    """Sample indices of each split named in ``fractions`` (each a fraction of *all* samples) and of "train".
+
+    Splits are carved in the order given, stratified by ``labels`` when asked;
+    the same labels, fractions and ``split_seed`` always give the same indices.
+    """
+    from sklearn.model_selection import train_test_split
+
+    total = sum(fractions.values())
+    if total >= 1:
+        keys = " + ".join(f"data.{name}_fraction" for name in reversed(fractions))
+        raise ConfigError(f"{keys}: they add up to {total:g}, which leaves no training samples; make the sum less than 1")
+    rest, left, parts = np.arange(len(labels)), 1.0, {}
+    for name, fraction in fractions.items():
+        try:
+            rest, parts[name] = train_test_split(rest, test_size=fraction / left, random_state=split_seed,
+                                                 stratify=labels[rest] if stratify else None)
+        except ValueError as err:
+            raise ConfigError(
+                f"data.{name}_fraction: cannot carve {fraction:g} of {len(labels)} samples into a {name} split "
+                f"({err}); change the fraction or give more samples (of every class)"
+            ) from None
+        left -= fraction
+    parts["train"] = rest
+    return parts

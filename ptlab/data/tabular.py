@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt
-from ptlab.data.loaders import Data, in_memory_splits
+from ptlab.data.loaders import Data, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -58,45 +58,63 @@ def csv_table(
     target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Your CSV files: column ``target`` is predicted from every other (numeric) column."""
-    train = read_csv(Path(train_path), target, target_kind, "data.train_path")
-    val = read_csv(Path(val_path), target, target_kind, "data.val_path") if val_path else None
-    test = read_csv(Path(test_path), target, target_kind, "data.test_path") if test_path else None
+    train, columns = read_csv(Path(train_path).expanduser(), target, target_kind, "data.train_path")
+
+    def read_more(path: Optional[str], key: str) -> Arrays | None:
+        if not path:
+            return None
+        part, other = read_csv(Path(path).expanduser(), target, target_kind, key)
+        if other != columns:
+            raise ConfigError(f"{key}: {path} has feature columns {', '.join(other)}; the training file has "
+                              f"{', '.join(columns)}; give every file the same columns in the same order")
+        return part
+
+    val, test = read_more(val_path, "data.val_path"), read_more(test_path, "data.test_path")
     if target_kind == "classification":
         train, val, test = _encode_labels(train, val, test, target)
     return tabular_data(*train, val, test, target_kind, batch_size, val_fraction, test_fraction, split_seed,
                         standardize_target, device, seed)
 
 
-def read_csv(path: Path, target: str, target_kind: str, key: str) -> Arrays:
-    """Read a CSV with a header row into (features, target); labels stay strings for classification."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2:
+def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Arrays, list[str]]:
+    """Read a CSV with a header row into ((features, target), feature column names).
+
+    Labels stay strings for classification; blank lines are skipped.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: drop the byte-order mark spreadsheets write
+        reader = csv.reader(f)
+        header = next(reader, [])
+        body = [(reader.line_num, row) for row in reader if row]
+    if not body:
         raise ConfigError(f"{key}: {path} has no data rows; give a CSV with a header row and at least one row")
-    header, body = rows[0], rows[1:]
     if target not in header:
         raise ConfigError(f"data.target: column {target!r} is not in {path}; its columns are {', '.join(header)}")
     t = header.index(target)
     columns = [c for c in range(len(header)) if c != t]
     features = np.empty((len(body), len(columns)), dtype=np.float64)
-    for r, row in enumerate(body):
+    for r, (line, row) in enumerate(body):
         if len(row) != len(header):
-            raise ConfigError(f"{key}: {path} line {r + 2} has {len(row)} fields, the header has {len(header)}")
+            raise ConfigError(f"{key}: {path} line {line} has {len(row)} fields, the header has {len(header)}")
         for j, c in enumerate(columns):
             try:
                 features[r, j] = float(row[c])
             except ValueError:
                 raise ConfigError(
-                    f"{key}: column {header[c]!r} of {path} is not numeric (line {r + 2}: {row[c]!r}); "
+                    f"{key}: column {header[c]!r} of {path} is not numeric (line {line}: {row[c]!r}); "
                     "remove or encode it, or make it the target with data.target"
                 ) from None
-    labels = [row[t] for row in body]
+    finite = np.isfinite(features).all(0)
+    if not finite.all():
+        raise ConfigError(f"{key}: column {header[columns[int(np.argmin(finite))]]!r} of {path} holds nan or inf; "
+                          "fill in or drop those rows")
+    names = [header[c] for c in columns]
+    labels = [row[t] for _, row in body]
     if target_kind == "classification":
-        return features, np.asarray(labels, dtype=object)
-    try:
-        return features, np.asarray(labels, dtype=np.float64)
-    except ValueError:
-        raise ConfigError(f"data.target: column {target!r} of {path} is not numeric; a regression target must be") from None
+        return (features, np.asarray(labels, dtype=object)), names
+    values = np.asarray(labels, dtype=np.float64) if all(map(_is_number, labels)) else None
+    if values is None or not np.isfinite(values).all():
+        raise ConfigError(f"data.target: column {target!r} of {path} is not all finite numbers; a regression target must be")
+    return (features, values), names
 
 
 def _encode_labels(train: Arrays, val: Arrays | None, test: Arrays | None, target: str):
@@ -131,16 +149,15 @@ def tabular_data(
     device: torch.device, seed: int,
 ) -> Data:
     """Carve missing splits, standardize on the training rows and move everything to ``device``."""
-    from sklearn.model_selection import train_test_split
-
     classify = target_kind == "classification"
-    train = (x, y)
-    if test is None:
-        train, test = _carve(train, test_fraction, split_seed, classify, train_test_split)
-    if val is None:
-        train, val = _carve(train, val_fraction / (1 - test_fraction), split_seed, classify, train_test_split)
-    mean, std = train[0].mean(0), train[0].std(0) + 1e-8
-    y_mean, y_std = (train[1].mean(), train[1].std() + 1e-8) if standardize_target and not classify else (0.0, 1.0)
+    wanted = {name: fraction for name, fraction, given in (("test", test_fraction, test), ("val", val_fraction, val))
+              if given is None}
+    index = carve_splits(y, wanted, split_seed, stratify=classify)
+    train = (x[index["train"]], y[index["train"]])
+    val = val if val is not None else (x[index["val"]], y[index["val"]])
+    test = test if test is not None else (x[index["test"]], y[index["test"]])
+    mean, std = train[0].mean(0), _nonzero(train[0].std(0))
+    y_mean, y_std = (train[1].mean(), _nonzero(train[1].std())) if standardize_target and not classify else (0.0, 1.0)
 
     def to_tensors(part: Arrays) -> tuple[torch.Tensor, torch.Tensor]:
         features = torch.tensor((part[0] - mean) / std, dtype=torch.float32)
@@ -155,11 +172,9 @@ def tabular_data(
     return in_memory_splits(splits, batch_size, seed, device, info)
 
 
-def _carve(part: Arrays, fraction: float, split_seed: int, classify: bool, train_test_split) -> tuple[Arrays, Arrays]:
-    x_keep, x_out, y_keep, y_out = train_test_split(
-        part[0], part[1], test_size=fraction, random_state=split_seed, stratify=part[1] if classify else None
-    )
-    return (x_keep, y_keep), (x_out, y_out)
+def _nonzero(std: np.ndarray) -> np.ndarray:
+    """Standard deviations safe to divide by: a column constant on the training rows is only centred."""
+    return np.where(std > 0, std, 1.0)
 
 
 def _expect(name: str, target_kind: str, wanted: str) -> None:

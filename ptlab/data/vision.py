@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt, NonNegativeInt
-from ptlab.data.loaders import Data, LoaderBatches, in_memory_splits
+from ptlab.data.loaders import Data, LoaderBatches, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
-
 
 
 def digits(
@@ -32,17 +31,13 @@ def digits(
 ) -> Data:
     """Scikit-learn's bundled handwritten digits: 1,797 grey 8×8 images, 10 classes."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     _expect_classification("digits", target_kind)
     bunch = load_digits()
     images = torch.tensor(bunch.images * (255 / 16), dtype=torch.uint8).unsqueeze(1)  # N×1×8×8
     labels = torch.tensor(bunch.target, dtype=torch.long)
-    index = np.arange(len(labels))
-    rest, test = train_test_split(index, test_size=test_fraction, random_state=split_seed, stratify=bunch.target)
-    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=split_seed,
-                                  stratify=bunch.target[rest])
-    parts = {name: (images[i], labels[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+    index = carve_splits(bunch.target, {"test": test_fraction, "val": val_fraction}, split_seed, stratify=True)
+    parts = {name: (images[index[name]], labels[index[name]]) for name in ("train", "val", "test")}
     return image_tensors(parts, batch_size, seed, device)
 
 
@@ -51,7 +46,7 @@ def mnist(
     val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """MNIST handwritten digits: 70,000 grey 28×28 images (the original IDX files)."""
-    return _idx_dataset("MNIST", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+    return _idx_dataset("MNIST", "mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
 
 
 def fashion_mnist(
@@ -59,7 +54,7 @@ def fashion_mnist(
     val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Fashion-MNIST: 70,000 grey 28×28 images of clothing, 10 classes (the original IDX files)."""
-    return _idx_dataset("FashionMNIST", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+    return _idx_dataset("FashionMNIST", "fashion_mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
 
 
 def cifar10(
@@ -85,7 +80,6 @@ def image_folder(
     num_workers: NonNegativeInt = 2, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Your images: class subfolders (torchvision's ImageFolder layout), or train/ val/ test/ each in it."""
-    from sklearn.model_selection import train_test_split
     from torchvision import datasets
     from torchvision.transforms import v2
 
@@ -112,13 +106,10 @@ def image_folder(
     for name, part in splits.items():
         if part.classes != train_set.classes:
             raise ConfigError(f"data.root: {name}/ has classes {part.classes}, train/ has {train_set.classes}; make them match")
-    rest = np.arange(len(train_set))
-    targets = np.asarray(train_set.targets)
-    for name, fraction in (("test", test_fraction), ("val", val_fraction)):
-        if name not in splits:
-            rest, carved = train_test_split(rest, test_size=fraction, random_state=split_seed, stratify=targets[rest])
-            splits[name] = torch.utils.data.Subset(train_set, carved.tolist())
-    splits["train"] = torch.utils.data.Subset(train_set, rest.tolist()) if len(rest) < len(train_set) else train_set
+    wanted = {name: fraction for name, fraction in (("test", test_fraction), ("val", val_fraction)) if name not in splits}
+    index = carve_splits(np.asarray(train_set.targets), wanted, split_seed, stratify=True)
+    for name in (*wanted, "train"):
+        splits[name] = torch.utils.data.Subset(train_set, index[name].tolist())
     info = {"in_channels": channels, "image_size": image_size, "num_classes": len(train_set.classes)}
     return Data(
         **{name: LoaderBatches(part, batch_size, name == "train", seed, device, num_workers) for name, part in splits.items()},
@@ -140,22 +131,26 @@ def image_tensors(parts: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_siz
 
 
 def _with_val_split(train_x, train_y, test, batch_size, val_fraction, split_seed, device, seed) -> Data:
-    from sklearn.model_selection import train_test_split
-
-    train, val = train_test_split(np.arange(len(train_y)), test_size=val_fraction, random_state=split_seed,
-                                  stratify=train_y.numpy())
+    index = carve_splits(train_y.numpy(), {"val": val_fraction}, split_seed, stratify=True)
+    train, val = index["train"], index["val"]
     parts = {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]), "test": test}
     return image_tensors(parts, batch_size, seed, device)
 
 
-def _idx_dataset(name, root, download, batch_size, val_fraction, split_seed, target_kind, device, seed) -> Data:
-    _expect_classification(name.lower(), target_kind)
+def _idx_dataset(name, data_name, root, download, batch_size, val_fraction, split_seed, target_kind, device,
+                 seed) -> Data:
+    """MNIST-style data from ``root/NAME/raw``: torchvision's folder (``name``) for ``data=data_name``."""
+    _expect_classification(data_name, target_kind)
     folder = Path(root).expanduser() / name / "raw"
     if download:
         _download(name, root)
     files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    _require(folder, files, name.lower(), gz_ok=True)
+    _require(folder, files, data_name, gz_ok=True)
     train_x, train_y, test_x, test_y = (read_idx(_plain_or_gz(folder / f)) for f in files)
+    for images, labels, kind in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
+        if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+            raise ConfigError(f"data.root: {folder} holds {kind} images of shape {tuple(images.shape)} and labels of "
+                              f"shape {tuple(labels.shape)}; they should be N×H×W and N")
     return _with_val_split(train_x.unsqueeze(1), train_y.long(), (test_x.unsqueeze(1), test_y.long()),
                            batch_size, val_fraction, split_seed, device, seed)
 
@@ -181,6 +176,7 @@ class _ArrayUnpickler(pickle.Unpickler):
     ALLOWED = {
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes (an array's buffer) at pickle protocol 2
     }
 
     def find_class(self, module: str, name: str):
@@ -190,13 +186,18 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One python batch: a pickled dict with "data" (N×3072 uint8) and "labels" (N ints)."""
     with path.open("rb") as f:
         try:
             batch = _ArrayUnpickler(f, encoding="latin1").load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise ConfigError(f"data.root: {path} is not a CIFAR-10 batch ({err})") from None
-    data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return torch.from_numpy(data.copy()), torch.tensor(batch["labels"], dtype=torch.long)
+            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            labels = torch.tensor(batch["labels"], dtype=torch.long)
+        except Exception as err:  # a damaged or foreign pickle fails in many ways
+            raise ConfigError(f"data.root: {path} is not a CIFAR-10 batch ({type(err).__name__}: {err}); "
+                              "delete it and fetch the files again with data.download=true") from None
+    if labels.shape != (len(data),):
+        raise ConfigError(f"data.root: {path} has {len(data)} images but {labels.numel()} labels")
+    return torch.from_numpy(data.copy()), labels
 
 
 def _plain_or_gz(path: Path) -> Path:

@@ -124,9 +124,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line or "Unsupported operand" in line]
+        detail = lines[0].split(" was not")[0].replace("WeightsUnpickler error: ", "") if lines else type(err).__name__
         raise CheckpointError(
-            f"ckpt: refusing to load {path}: it holds Python objects, not plain data ({first}). "
+            f"ckpt: refusing to load {path}: it holds Python objects, not plain data ({detail}). "
             "ptlab loads checkpoints with weights_only=True and never runs code from a file."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:

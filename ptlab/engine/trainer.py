@@ -28,7 +28,7 @@ import torch
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
 from ptlab.engine.precision import Precision
-from ptlab.errors import ConfigError, PtlabError
+from ptlab.errors import PtlabError
 
 if TYPE_CHECKING:
     from ptlab.api import Run
@@ -101,7 +101,6 @@ class Trainer:
         self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, cfg.trainer.early_stopping.min_delta)
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.metric_fns = run.metric_fns
-        self._check_monitor()
         self._stop_reason: str | None = None
         self._signal: int | None = None
         self._loss_sum = torch.zeros((), device=run.device)
@@ -240,7 +239,7 @@ class Trainer:
         return {
             "format_version": FORMAT_VERSION,
             "ptlab_version": __version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "model": self.best_weights if best else clean_state_dict(self.model),
             "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
@@ -285,12 +284,6 @@ class Trainer:
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
-
-    def _check_monitor(self) -> None:
-        valid = ["val/loss"] + [f"val/{name}" for name in self.metric_fns]
-        if self.best.monitor not in valid:
-            raise ConfigError(f"checkpoint.monitor: {self.best.monitor!r} is not a metric of this run; "
-                              f"use one of {', '.join(valid)}")
 
     @contextlib.contextmanager
     def _catch_signals(self) -> Iterator[None]:

@@ -1,0 +1,35 @@
+"""The quality targets of the three foundation tasks, at their full default budgets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import ptlab
+
+QUIET = ["trainer.progress=plain"]
+
+
+def test_linreg_gets_within_one_percent_of_the_closed_form_optimum() -> None:
+    metrics = ptlab.train(ptlab.compose(["task=linreg", *QUIET]))
+    assert metrics["test/mse_vs_lstsq"] <= 1.01
+    assert metrics["test/mse"] == pytest.approx(metrics["test/mse_vs_lstsq"] * metrics["test/mse_lstsq"])
+
+
+def test_logreg_matches_scikit_learn() -> None:
+    metrics = ptlab.train(ptlab.compose(["task=logreg", *QUIET]))
+    assert metrics["test/acc"] >= metrics["test/acc_sklearn"] - 1e-6  # float32 vs float64 of the same count
+
+
+def test_cnn_reaches_98_percent_on_digits() -> None:
+    started = time.perf_counter()
+    metrics = ptlab.train(ptlab.compose(["task=cnn", *QUIET]))
+    assert metrics["test/acc"] >= 0.98
+    assert metrics["train_seconds"] <= time.perf_counter() - started
+
+
+def test_same_seed_gives_the_same_split_and_result() -> None:
+    a = ptlab.train(ptlab.compose(["task=logreg", "trainer.max_epochs=3", *QUIET]))
+    b = ptlab.train(ptlab.compose(["task=logreg", "trainer.max_epochs=3", *QUIET]))
+    assert {k: v for k, v in a.items() if k != "train_seconds"} == {k: v for k, v in b.items() if k != "train_seconds"}

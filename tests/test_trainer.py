@@ -1,0 +1,134 @@
+"""The one loop: accumulation, clipping, schedules, early stopping, budgets, determinism, precision."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import ptlab
+from ptlab.engine.trainer import Trainer
+from ptlab.errors import ConfigError
+
+QUIET = ["trainer.progress=plain", "trainer.log_every_n_steps=1000"]
+
+
+def trained_weights(overrides: list[str]) -> dict[str, torch.Tensor]:
+    run = ptlab.build(ptlab.compose([*QUIET, *overrides]))
+    Trainer(run, []).fit()
+    return {k: v.clone() for k, v in run.model.state_dict().items()}
+
+
+def test_same_seed_same_run_different_seed_different_run() -> None:
+    overrides = ["task=cnn", "trainer.max_epochs=1", "trainer.max_steps=5"]
+    a, b = trained_weights(overrides), trained_weights(overrides)
+    c = trained_weights([*overrides, "seed=1"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_gradient_accumulation_equals_a_bigger_batch() -> None:
+    """Two accumulated batches of 16 take the same step as one batch of 32 (same epoch order)."""
+    base = ["task=linreg", "trainer.max_epochs=1", "trainer.max_steps=4", "scheduler=constant"]
+    accumulated = trained_weights([*base, "data.batch_size=16", "trainer.grad_accum=2"])
+    big_batch = trained_weights([*base, "data.batch_size=32"])
+    for key in accumulated:
+        torch.testing.assert_close(accumulated[key], big_batch[key], rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_window_is_cut_at_the_epoch_end() -> None:
+    cfg = ptlab.compose([*QUIET, "task=logreg", "data.batch_size=100", "trainer.grad_accum=3", "trainer.max_epochs=2"])
+    run = ptlab.build(cfg)
+    assert len(run.data.train) == 4  # 398 training rows / 100: windows of 3 and 1 batches
+    trainer = Trainer(run, [])
+    assert trainer.total_steps == 4
+    assert trainer.fit()["step"] == 4
+
+
+def test_gradient_clipping_bounds_the_update() -> None:
+    base = ["task=linreg", "trainer.max_epochs=1", "trainer.max_steps=1", "scheduler=constant", "optimizer.lr=1.0"]
+    before = ptlab.build(ptlab.compose([*QUIET, *base])).model.linear.weight.detach().clone()
+    after = trained_weights([*base, "trainer.grad_clip=0.01"])["linear.weight"]
+    step = torch.cat([(after - before).flatten(), ]).norm()
+    assert step <= 0.01 + 1e-6  # lr 1 × gradient norm clipped to 0.01 (bias included in the norm)
+
+
+def test_max_steps_and_validation_every_n_epochs() -> None:
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=10", "trainer.max_steps=20",
+                         "trainer.val_every_n_epochs=3"])
+    validations: list[int] = []
+
+    class Recorder:
+        def __getattr__(self, name):
+            return lambda *args: None
+
+        def on_validation_end(self, trainer, metrics, improved):
+            validations.append(trainer.state.step)
+
+    metrics = Trainer(ptlab.build(cfg), [Recorder()]).fit()
+    assert metrics["step"] == 20 and metrics["epoch"] == 1
+    assert validations == [20]  # 13 steps per epoch: no third epoch; the final weights are still validated
+
+
+def test_early_stopping_stops_and_reports_best() -> None:
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=30", "trainer.early_stopping.patience=2",
+                         "trainer.early_stopping.min_delta=100"])  # nothing counts as an improvement after the first
+    metrics = ptlab.train(cfg)
+    assert metrics["epoch"] == 3
+
+
+def test_test_metrics_use_the_best_weights() -> None:
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=4", "checkpoint.monitor=val/loss"])
+    trainer = Trainer(ptlab.build(cfg), [])
+    metrics = trainer.fit()
+    trainer.model.load_state_dict(trainer.best_weights)
+    assert trainer.evaluate("test")["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-6)
+    assert trainer.evaluate("val")["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-6)
+
+
+def test_cosine_schedule_with_warmup() -> None:
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=2", "scheduler=cosine",
+                         "scheduler.warmup_steps=4", "scheduler.min_lr_ratio=0.1", "optimizer.lr=1.0"])
+    run = ptlab.build(cfg)
+    scheduler, optimizer = run.schedulers["main"], run.optimizers["main"]
+    lrs = []
+    for _ in range(26):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0) and lrs[-1] > 0.1 and lrs[-1] < 0.12
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_needs_cuda() -> None:
+    metrics = ptlab.train(ptlab.compose([*QUIET, "task=cnn", "trainer.max_steps=3", "trainer.precision=bf16",
+                                         "device=cpu"]))
+    assert math.isfinite(metrics["test/loss"])
+    with pytest.raises(ConfigError, match="trainer.precision: 16"):
+        ptlab.build(ptlab.compose(["trainer.precision=16", "device=cpu"]))
+
+
+def test_compile_flag_trains() -> None:
+    pytest.importorskip("torch._dynamo")
+    metrics = ptlab.train(ptlab.compose([*QUIET, "task=linreg", "trainer.max_steps=3", "trainer.compile=true"]))
+    assert math.isfinite(metrics["test/mse"])
+
+
+def test_metrics_are_read_only_at_logging_points() -> None:
+    """The loop never calls .item() per step: a run logs exactly every log_every_n_steps."""
+    logged: list[int] = []
+
+    class Recorder:
+        def __getattr__(self, name):
+            return lambda *args: None
+
+        def on_log(self, trainer, metrics):
+            logged.append(trainer.state.step)
+
+    cfg = ptlab.compose(["trainer.progress=plain", "task=logreg", "trainer.max_epochs=2", "trainer.log_every_n_steps=5",
+                         "trainer.val_every_n_epochs=5"])
+    Trainer(ptlab.build(cfg), [Recorder()]).fit()
+    assert logged == [5, 10, 15, 20, 25, 26]

@@ -112,7 +112,7 @@ def build_node(registry, node: Mapping[str, Any], key: str, **injected: Any) -> 
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Train as ``ptlab train`` would; with ``run_dir`` also write checkpoints, TensorBoard and metrics.json."""
     from ptlab.engine.callbacks import EarlyStopping
-    from ptlab.engine.checkpoint import Checkpointer
+    from ptlab.engine.checkpointer import Checkpointer
     from ptlab.engine.resume import resume_payload
     from ptlab.engine.trainer import Trainer
     from ptlab.logging.console import ConsoleLogger
@@ -127,14 +127,16 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
 
         run_dir = Path(run_dir)
         if cfg.checkpoint.save:
-            callbacks.append(Checkpointer(run_dir / "checkpoints", cfg.checkpoint.every_n_steps))
+            callbacks.append(Checkpointer(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
+                                          cfg.checkpoint.keep_last))
         callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
     trainer = Trainer(run, callbacks)
-    if cfg.resume is not None and run_dir is not None:
+    if cfg.resume is not None:
+        if run_dir is None and cfg.resume == "auto":
+            raise ConfigError("resume: auto looks for checkpoints in the run directory; pass run_dir")
         found = resume_payload(cfg, run_dir)
         if found is not None:
             trainer.restore(*found)
-            log.info("resumed at epoch %d, step %d", trainer.state.epoch, trainer.state.step)
     return trainer.fit()
 
 

@@ -84,6 +84,7 @@ class CheckpointConfig:
     monitor: str = "val/loss"  # a metric name; best.pt keeps the best value of it
     mode: Literal["min", "max"] = "min"
     every_n_steps: Optional[PositiveInt] = None  # also write last.pt every N optimizer steps
+    keep_last: NonNegativeInt = 0  # also keep the newest K step checkpoints (step-NNNNNNNN.pt)
     save: bool = True  # write checkpoints at all
 
 
@@ -95,6 +96,16 @@ class RootConfig:
     resume: Optional[str] = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
+    """``cfg.trainer`` as a plain dataclass: attribute reads in the hot loop cost nothing."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(cfg.trainer, resolve=True)
+    values["precision"] = str(values["precision"])
+    values["early_stopping"] = EarlyStoppingConfig(**values["early_stopping"])
+    return TrainerConfig(**values)
 
 
 # Sections built from a registry: config key → registry attribute name in ptlab.catalog.

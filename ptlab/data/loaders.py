@@ -146,7 +146,8 @@ def carve_splits(labels: np.ndarray, fractions: dict[str, float], split_seed: in
     total = sum(fractions.values())
     if total >= 1:
         keys = " + ".join(f"data.{name}_fraction" for name in reversed(fractions))
-        raise ConfigError(f"{keys}: they add up to {total:g}, which leaves no training samples; make the sum less than 1")
+        raise ConfigError(f"{keys}: they add up to {total:g}, which leaves no training samples; "
+                          "make the sum less than 1")
     rest, left, parts = np.arange(len(labels)), 1.0, {}
     for name, fraction in fractions.items():
         try:

@@ -113,7 +113,8 @@ def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Array
         return (features, np.asarray(labels, dtype=object)), names
     values = np.asarray(labels, dtype=np.float64) if all(map(_is_number, labels)) else None
     if values is None or not np.isfinite(values).all():
-        raise ConfigError(f"data.target: column {target!r} of {path} is not all finite numbers; a regression target must be")
+        raise ConfigError(f"data.target: column {target!r} of {path} is not all finite numbers; "
+                          "a regression target must be")
     return (features, values), names
 
 

@@ -46,7 +46,8 @@ def mnist(
     val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """MNIST handwritten digits: 70,000 grey 28×28 images (the original IDX files)."""
-    return _idx_dataset("MNIST", "mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+    return _idx_dataset("MNIST", "mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device,
+                        seed)
 
 
 def fashion_mnist(
@@ -54,7 +55,8 @@ def fashion_mnist(
     val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Fashion-MNIST: 70,000 grey 28×28 images of clothing, 10 classes (the original IDX files)."""
-    return _idx_dataset("FashionMNIST", "fashion_mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device, seed)
+    return _idx_dataset("FashionMNIST", "fashion_mnist", root, download, batch_size, val_fraction, split_seed,
+                        target_kind, device, seed)
 
 
 def cifar10(
@@ -106,7 +108,8 @@ def image_folder(
     for name, part in splits.items():
         if part.classes != train_set.classes:
             raise ConfigError(f"data.root: {name}/ has classes {part.classes}, train/ has {train_set.classes}; make them match")
-    wanted = {name: fraction for name, fraction in (("test", test_fraction), ("val", val_fraction)) if name not in splits}
+    wanted = {name: fraction for name, fraction in (("test", test_fraction), ("val", val_fraction))
+              if name not in splits}
     index = carve_splits(np.asarray(train_set.targets), wanted, split_seed, stratify=True)
     for name in (*wanted, "train"):
         splits[name] = torch.utils.data.Subset(train_set, index[name].tolist())

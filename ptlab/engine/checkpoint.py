@@ -17,24 +17,17 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from ptlab.engine.callbacks import Callback
 from ptlab.errors import PtlabError
-
-if TYPE_CHECKING:
-    from ptlab.engine.trainer import Trainer
-
-log = logging.getLogger("ptlab")
 
 FORMAT_VERSION = 1
 
@@ -143,35 +136,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = MIGRATIONS[version](payload)
         version = payload["format_version"] = version + 1
     return payload
-
-
-class Checkpointer(Callback):
-    """``last.pt`` every N steps, at each epoch end and on interrupt; ``best.pt`` when the monitor improves."""
-
-    def __init__(self, folder: Path, every_n_steps: int | None) -> None:
-        self.folder = folder
-        self.every_n_steps = every_n_steps
-        self.saved_step: int | None = None
-
-    def save_last(self, trainer: Trainer) -> None:
-        if self.saved_step != trainer.state.step:
-            save_atomic(trainer.checkpoint(), self.folder / "last.pt")
-            self.saved_step = trainer.state.step
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
-            self.save_last(trainer)
-
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
-        if improved:
-            save_atomic(trainer.checkpoint(best=True), self.folder / "best.pt")
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        self.save_last(trainer)
-
-    def on_interrupt(self, trainer: Trainer) -> None:
-        self.save_last(trainer)
-        log.info("saved %s at step %d", self.folder / "last.pt", trainer.state.step)
-
-    def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        self.save_last(trainer)

@@ -1,4 +1,11 @@
-"""Find where to continue a run: the newest valid checkpoint in its folder."""
+"""Where to continue a run from, and whether the new command line may change its config.
+
+``resume=auto`` continues from the newest valid checkpoint in the run directory
+(``hydra.run.dir``) or starts fresh when there is none, so a preemptible job
+can be relaunched with the same command forever. ``resume=PATH`` (a run
+directory or a ``.pt`` file) continues that run; the CLI points
+``hydra.run.dir`` at it and replays its saved overrides.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +13,74 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ptlab.engine.checkpoint import CheckpointError, load_checkpoint
+from ptlab.engine.checkpoint import CheckpointError
+from ptlab.engine.checkpointer import Manifest, load_verified, newest_valid
 from ptlab.errors import ConfigError
 
 log = logging.getLogger("ptlab")
 
+# Keys a resumed run may change: they do not alter what was already computed.
+CHANGEABLE = (
+    "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
+    "trainer.val_every_n_epochs", "trainer.early_stopping.", "checkpoint.every_n_steps", "checkpoint.keep_last",
+    "checkpoint.save",
+)
+
 
 def resume_payload(cfg, run_dir: Path) -> tuple[dict[str, Any], dict | None] | None:
-    """(last checkpoint, best weights) to continue from, or None to start fresh (``resume=auto``, nothing saved)."""
-    folder = run_dir / "checkpoints"
-    if cfg.resume != "auto":
-        raise ConfigError(f"resume: {cfg.resume!r} is not supported yet; use resume=auto with hydra.run.dir=RUN_DIR")
-    last = folder / "last.pt"
-    if not last.exists():
-        log.info("resume=auto: no checkpoint in %s, starting fresh", folder)
+    """(checkpoint to continue from, best weights) or None to start fresh."""
+    from omegaconf import OmegaConf
+
+    target = run_dir if cfg.resume == "auto" else Path(cfg.resume).expanduser()
+    try:
+        if target.is_file():
+            payload, path = load_verified(target, Manifest(target.parent)), target
+        else:
+            found = newest_valid(target / "checkpoints")
+            if found is None:
+                if cfg.resume != "auto":
+                    raise ConfigError(f"resume: {target} holds no checkpoints; give a run directory or a .pt file")
+                log.info("resume=auto: no checkpoint in %s, starting fresh", target / "checkpoints")
+                return None
+            payload, path = found
+    except CheckpointError as err:
+        raise ConfigError(f"resume: {str(err).removeprefix('ckpt: ').removeprefix('resume: ')}") from None
+    if not payload["optimizers"]:
+        raise ConfigError(f"resume: {path} holds weights only (best.pt); resume from last.pt or a step checkpoint")
+    check_config_changes(payload["config"], OmegaConf.to_container(cfg, resolve=True))
+    log.info("resuming from %s (epoch %d, step %d)", path, payload["loop"]["epoch"], payload["loop"]["step"])
+    return payload, best_weights(path.parent)
+
+
+def best_weights(folder: Path) -> dict | None:
+    best = folder / "best.pt"
+    if not best.exists():
         return None
     try:
-        payload = load_checkpoint(last)
+        return load_verified(best, Manifest(folder))["model"]
     except CheckpointError as err:
-        raise ConfigError(f"resume: {err}") from None
-    best = None
-    if (folder / "best.pt").exists():
-        best = load_checkpoint(folder / "best.pt")["model"]
-    log.info("resume=auto: continuing from %s", last)
-    return payload, best
+        log.warning("best.pt cannot be used (%s); the best weights will be those of the next improvement", err)
+        return None
+
+
+def check_config_changes(saved: dict, current: dict) -> None:
+    """Print every change; refuse the ones a resumed run cannot honour."""
+    old, new = flatten(saved), flatten(current)
+    changes = [(key, old.get(key, "<unset>"), new.get(key, "<unset>"))
+               for key in sorted(old.keys() | new.keys()) if old.get(key, "<unset>") != new.get(key, "<unset>")]
+    refused = [c for c in changes if not c[0].startswith(CHANGEABLE)]
+    for key, before, after in changes:
+        log.info("resume: %s %s → %s%s", key, before, after, "  (refused)" if (key, before, after) in refused else "")
+    if refused:
+        listed = ", ".join(f"{k} {b} → {a}" for k, b, a in refused)
+        raise ConfigError(f"resume: these changes cannot be honoured by a resumed run: {listed}. "
+                          "Drop them to continue the run, or start a new run without resume")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
+from ptlab.config import trainer_settings
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
 from ptlab.engine.precision import Precision
@@ -93,12 +94,13 @@ class Trainer:
         cfg = run.cfg
         self.run = run
         self.cfg = cfg
+        self.settings = trainer_settings(cfg)
         self.callbacks = callbacks
         self.model = run.model
-        self.train_model = torch.compile(run.model) if cfg.trainer.compile else run.model
-        self.precision = Precision(cfg.trainer.precision, run.device)
+        self.train_model = torch.compile(run.model) if self.settings.compile else run.model
+        self.precision = Precision(self.settings.precision, run.device)
         self.state = LoopState()
-        self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, cfg.trainer.early_stopping.min_delta)
+        self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, self.settings.early_stopping.min_delta)
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.metric_fns = run.metric_fns
         self._stop_reason: str | None = None
@@ -106,29 +108,31 @@ class Trainer:
         self._loss_sum = torch.zeros((), device=run.device)
         self._loss_count = 0
         self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self._steppers = [(optimizer, run.schedulers[name]) for name, optimizer in run.optimizers.items()]
 
     # --- the loop ------------------------------------------------------------------------------
 
     def fit(self) -> dict[str, Any]:
         """Train until max_epochs/max_steps or an early stop, then test with the best weights."""
-        s, t = self.state, self.cfg.trainer
+        s, t = self.state, self.settings
         train = self.run.data.train
         self._emit("on_fit_start")
         with self._catch_signals():
             while self._stop_reason is None and not self._budget_spent():
                 self.train_model.train()
                 started = time.perf_counter()
+                batches_per_epoch = len(train)
                 for batch in train.batches(s.epoch, start=s.batch_in_epoch):
-                    self._train_on(batch, len(train))
-                    if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == len(train):
+                    self._train_on(batch, batches_per_epoch)
+                    if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == batches_per_epoch:
                         self._optimizer_step()
-                        if self._stop_reason or self._signal or self._budget_spent():
+                        if self._stop_reason or self._signal or (t.max_steps is not None and s.step >= t.max_steps):
                             break
                 s.train_seconds += time.perf_counter() - started
                 if self._signal:
                     self._emit("on_interrupt")
                     raise TrainingInterrupted(self._signal)
-                if s.batch_in_epoch == len(train):
+                if s.batch_in_epoch == batches_per_epoch:
                     s.epoch, s.batch_in_epoch = s.epoch + 1, 0
                     if s.epoch % t.val_every_n_epochs == 0 or self._budget_spent():
                         self.validate()
@@ -141,26 +145,27 @@ class Trainer:
 
     def _train_on(self, batch, batches_per_epoch: int) -> None:
         """Forward and backward for one batch; the loss is averaged over its accumulation window."""
-        s, accum = self.state, self.cfg.trainer.grad_accum
-        window_start = s.batch_in_epoch - s.batch_in_epoch % accum
-        window = min(accum, batches_per_epoch - window_start)
+        s, accum = self.state, self.settings.grad_accum
         with self.precision.autocast():
             loss, _, _ = self.run.objective.loss(self.train_model, batch)
-        self.precision.backward(loss / window)
-        self._loss_sum += loss.detach().float()
+        self._loss_sum.add_(loss.detach())
+        if accum > 1:
+            window_start = s.batch_in_epoch - s.batch_in_epoch % accum
+            loss = loss / min(accum, batches_per_epoch - window_start)
+        self.precision.backward(loss)
         self._loss_count += 1
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
 
     def _optimizer_step(self) -> None:
-        t = self.cfg.trainer
-        for name, optimizer in self.run.optimizers.items():
+        t = self.settings
+        for optimizer, scheduler in self._steppers:
             if t.grad_clip:
                 self.precision.unscale(optimizer)
                 torch.nn.utils.clip_grad_norm_(self._params, t.grad_clip)
             self.precision.step(optimizer)
             optimizer.zero_grad(set_to_none=True)
-            self.run.schedulers[name].step()
+            scheduler.step()
         self.state.step += 1
         if self.state.step % t.log_every_n_steps == 0:
             self._log_training()
@@ -270,7 +275,7 @@ class Trainer:
     @property
     def total_steps(self) -> int:
         """Optimizer steps the run will take if nothing stops it early."""
-        t = self.cfg.trainer
+        t = self.settings
         total = math.ceil(len(self.run.data.train) / t.grad_accum) * t.max_epochs
         return min(total, t.max_steps) if t.max_steps is not None else total
 
@@ -278,7 +283,7 @@ class Trainer:
         self._stop_reason = reason
 
     def _budget_spent(self) -> bool:
-        t, s = self.cfg.trainer, self.state
+        t, s = self.settings, self.state
         return s.epoch >= t.max_epochs or (t.max_steps is not None and s.step >= t.max_steps)
 
     def _emit(self, hook: str, *args: Any) -> None:

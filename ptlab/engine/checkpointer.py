@@ -1,0 +1,182 @@
+"""The checkpoints folder of a run: when files are written, which are complete, which to resume from.
+
+    checkpoints/
+      last.pt               the newest state (every_n_steps, each epoch end, on SIGTERM/SIGINT)
+      step-00000120.pt      the newest ``keep_last`` step checkpoints (same file as last.pt, hard-linked)
+      best.pt               the best weights by checkpoint.monitor
+      manifest.json         size and SHA-256 of every file as it was completely written
+
+A file is complete when its size and hash match its manifest entry; a file
+without a matching entry (the run died between writing it and the manifest)
+is checked by loading it. Older step checkpoints are pruned only after the
+new one and the manifest are on disk, and nothing is ever deleted because it
+looks damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ptlab.engine.callbacks import Callback
+from ptlab.engine.checkpoint import CheckpointError, fsync_dir, load_checkpoint, save_atomic
+
+if TYPE_CHECKING:
+    from ptlab.engine.trainer import Trainer
+
+log = logging.getLogger("ptlab")
+
+STEP_FILE = re.compile(r"step-(\d+)\.pt")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Manifest:
+    """``manifest.json``: what each checkpoint file looked like when it was completely written."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "manifest.json"
+        try:
+            self.entries: dict[str, dict[str, Any]] = json.loads(self.path.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.entries = {}
+
+    def record(self, path: Path, step: int) -> None:
+        self.entries[path.name] = {"step": step, "size": path.stat().st_size, "sha256": sha256(path)}
+        self._write()
+
+    def forget(self, names: list[str]) -> None:
+        for name in names:
+            self.entries.pop(name, None)
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": 1, "files": self.entries}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def matches(self, path: Path) -> bool:
+        entry = self.entries.get(path.name)
+        return bool(entry) and path.stat().st_size == entry["size"] and sha256(path) == entry["sha256"]
+
+
+def load_verified(path: Path, manifest: Manifest) -> dict[str, Any]:
+    """Load ``path`` and, when the manifest recorded this write, check its size and SHA-256 too."""
+    payload = load_checkpoint(path)
+    entry = manifest.entries.get(path.name)
+    if entry and entry["step"] == payload["loop"]["step"] and not manifest.matches(path):
+        raise CheckpointError(f"{path.name} does not match its SHA-256 in the manifest (damaged)")
+    return payload
+
+
+def resumable_files(folder: Path) -> list[Path]:
+    """last.pt and step checkpoints, newest first by the step in their name or manifest entry."""
+    manifest = Manifest(folder)
+
+    def step_of(path: Path) -> int:
+        match = STEP_FILE.fullmatch(path.name)
+        if match:
+            return int(match.group(1))
+        return manifest.entries.get(path.name, {}).get("step", 1 << 62)  # last.pt: newest unless told otherwise
+
+    files = [p for p in folder.glob("*.pt") if p.name == "last.pt" or STEP_FILE.fullmatch(p.name)]
+    return sorted(files, key=step_of, reverse=True)
+
+
+def newest_valid(folder: Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest complete checkpoint to resume from; None if the folder holds none at all."""
+    files = resumable_files(folder) if folder.is_dir() else []
+    if not files:
+        return None
+    manifest = Manifest(folder)
+    damaged = []
+    for path in files:
+        try:
+            payload = load_verified(path, manifest)
+        except CheckpointError as err:
+            damaged.append(f"{path.name}: {str(err).removeprefix('ckpt: ')}")
+            continue
+        if damaged:
+            log.warning("skipped damaged checkpoints (%s); resuming from %s", "; ".join(damaged), path)
+        return payload, path
+    raise CheckpointError(f"resume: no valid checkpoint in {folder} ({'; '.join(damaged)}). Nothing was deleted; "
+                          "move the folder away to start fresh")
+
+
+class Checkpointer(Callback):
+    """Writes last.pt, step checkpoints and best.pt at the moments the config asks for."""
+
+    def __init__(self, folder: Path, every_n_steps: int | None, keep_last: int) -> None:
+        self.folder = folder
+        self.every_n_steps = every_n_steps
+        self.keep_last = keep_last
+        self.saved_step: int | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; never a complete file
+            stale.unlink()
+        self.manifest = Manifest(self.folder)
+
+    def save_last(self, trainer: Trainer) -> None:
+        step = trainer.state.step
+        if self.saved_step == step:
+            return
+        last = self.folder / "last.pt"
+        if self.keep_last:
+            step_file = self.folder / f"step-{step:08d}.pt"
+            save_atomic(trainer.checkpoint(), step_file)
+            self.manifest.record(step_file, step)
+            link = self.folder / f".last.pt.{os.getpid()}.tmp"
+            os.link(step_file, link)  # the same bytes, written once
+            os.replace(link, last)
+            fsync_dir(self.folder)
+        else:
+            save_atomic(trainer.checkpoint(), last)
+        self.manifest.record(last, step)
+        self.saved_step = step
+        self._prune()
+
+    def _prune(self) -> None:
+        steps = sorted((p for p in self.folder.glob("step-*.pt") if STEP_FILE.fullmatch(p.name)),
+                       key=lambda p: int(STEP_FILE.fullmatch(p.name).group(1)))
+        old = steps[: max(0, len(steps) - self.keep_last)]
+        for path in old:
+            path.unlink()
+        if old:
+            self.manifest.forget([p.name for p in old])
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
+            self.save_last(trainer)
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
+        if improved:
+            best = self.folder / "best.pt"
+            save_atomic(trainer.checkpoint(best=True), best)
+            self.manifest.record(best, trainer.state.step)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+        log.info("saved %s at step %d", self.folder / "last.pt", trainer.state.step)
+
+    def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.save_last(trainer)

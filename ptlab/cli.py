@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def train_command(args: list[str]) -> int:
     from ptlab.paths import CONFIG_DIR
 
+    args = _resume_args(args)
     if not any(a in HYDRA_INFO_FLAGS or a.startswith("--cfg") or a == "-c" for a in args):
         _preflight(args)
     import hydra
@@ -68,6 +69,33 @@ def train_command(args: list[str]) -> int:
     sys.argv = [sys.argv[0], *args]
     hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")(_train_job)()
     return 0
+
+
+def _resume_args(args: list[str]) -> list[str]:
+    """``resume=PATH``: continue that run in its own directory, with its saved overrides under the new ones."""
+    from pathlib import Path
+
+    import yaml
+
+    value = next((a.partition("=")[2] for a in reversed(args) if a.startswith("resume=")), None)
+    if value in (None, "auto", "null"):
+        return args
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise PtlabError(f"resume: {value} does not exist; give a run directory or a checkpoint (.pt) in one")
+    run_dir = path if path.is_dir() else path.parent.parent
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise PtlabError(f"resume: {run_dir} has no .hydra/overrides.yaml; give the directory of a ptlab run")
+
+    def key(override: str) -> str:
+        return override.partition("=")[0].lstrip("+~")
+
+    new = [a for a in args if not a.startswith("resume=")]
+    given = {key(a) for a in new if not a.startswith("-")}
+    previous = [o for o in yaml.safe_load(saved.read_text()) or []
+                if key(o) not in given and key(o) != "resume" and not key(o).startswith("hydra.")]
+    return [*previous, *new, f"resume={path}", f"hydra.run.dir={run_dir}"]
 
 
 def _preflight(args: list[str]) -> None:

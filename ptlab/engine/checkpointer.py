@@ -88,14 +88,14 @@ def resumable_files(folder: Path) -> list[Path]:
     """last.pt and step checkpoints, newest first by the step in their name or manifest entry."""
     manifest = Manifest(folder)
 
-    def step_of(path: Path) -> int:
+    def newness(path: Path) -> tuple[int, bool]:
         match = STEP_FILE.fullmatch(path.name)
         if match:
-            return int(match.group(1))
-        return manifest.entries.get(path.name, {}).get("step", 1 << 62)  # last.pt: newest unless told otherwise
+            return int(match.group(1)), False
+        return manifest.entries.get(path.name, {}).get("step", 1 << 62), True  # last.pt first among equals
 
     files = [p for p in folder.glob("*.pt") if p.name == "last.pt" or STEP_FILE.fullmatch(p.name)]
-    return sorted(files, key=step_of, reverse=True)
+    return sorted(files, key=newness, reverse=True)
 
 
 def newest_valid(folder: Path) -> tuple[dict[str, Any], Path] | None:

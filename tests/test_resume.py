@@ -1,0 +1,166 @@
+"""Stop a run any way you like, resume it, and get exactly the run you would have had."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import read_metrics, run_ptlab, subprocess_env
+
+# Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
+TASKS = {
+    "linreg": ["task=linreg", "trainer.max_epochs=12"],
+    "logreg": ["task=logreg", "trainer.max_epochs=8", "data.batch_size=16"],
+    "cnn": ["task=cnn", "trainer.max_epochs=2", "data.batch_size=32", "scheduler.warmup_steps=5"],
+}
+COMMON = ["checkpoint.every_n_steps=1", "checkpoint.keep_last=2", "trainer.log_every_n_steps=7",
+          "trainer.progress=plain"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ptlab", "train", *args], cwd=cwd, env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until the run has written its first checkpoint (it is then mid-training)."""
+    deadline = time.monotonic() + timeout
+    while not (run_dir / "checkpoints" / "last.pt").exists():
+        assert proc.poll() is None, f"run ended before its first checkpoint: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    payload = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    metrics = {k: v for k, v in read_metrics(run_dir).items() if k != "train_seconds"}
+    return payload["model"], metrics
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    (weights_a, metrics_a), (weights_b, metrics_b) = final_state(a), final_state(b)
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), "weights differ"
+    assert metrics_a == metrics_b
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> None:
+    args = [*TASKS[task], *COMMON]
+    reference = workdir / "reference"
+    run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
+
+    run_dir = workdir / "killed"
+    rng = random.Random(task)
+    for kill in range(2):  # two SIGKILLs at random moments (mid-step, mid-save, mid-validation)
+        proc = start([*args, "resume=auto", f"hydra.run.dir={run_dir}"], workdir)
+        wait_for_step(run_dir, proc)
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+        assert not (run_dir / "metrics.json").exists()
+    run_ptlab("train", *args, "resume=auto", f"hydra.run.dir={run_dir}", cwd=workdir, check=True)
+    assert_same_run(reference, run_dir)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_checkpoint_and_exit(workdir: Path, signum: int, code: int) -> None:
+    args = [*TASKS["cnn"], "trainer.progress=plain", "trainer.log_every_n_steps=1"]  # no step checkpoints
+    reference = workdir / "reference"
+    run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
+
+    run_dir = workdir / "stopped"
+    proc = start([*args, f"hydra.run.dir={run_dir}"], workdir)
+    deadline = time.monotonic() + 120
+    while "step 7/" not in (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == code
+    stderr = proc.stderr.read()
+    assert "resume with resume=auto" in stderr and "Traceback" not in stderr
+    saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert 0 < saved["loop"]["step"] < 68 and saved["loop"]["batch_in_epoch"] > 0  # mid-epoch
+    run_ptlab("train", *args, "resume=auto", f"hydra.run.dir={run_dir}", cwd=workdir, check=True)
+    assert_same_run(reference, run_dir)
+
+
+def test_resume_auto_starts_fresh_when_there_is_nothing(workdir: Path) -> None:
+    run_dir = workdir / "run"
+    proc = run_ptlab("train", "task=logreg", "trainer.max_epochs=1", "resume=auto", "trainer.progress=plain",
+                     f"hydra.run.dir={run_dir}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "starting fresh" in (run_dir / "train.log").read_text()
+
+
+def short_run(workdir: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_ptlab("train", "task=logreg", "trainer.max_epochs=2", "checkpoint.every_n_steps=5",
+                     "checkpoint.keep_last=2", "trainer.progress=plain", f"hydra.run.dir={run_dir}", *extra,
+                     cwd=workdir)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "random_bytes"])
+def test_damaged_last_falls_back_to_newest_valid(workdir: Path, damage: str) -> None:
+    run_dir = workdir / "run"
+    assert short_run(workdir, run_dir).returncode == 0
+    folder = run_dir / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step-*.pt")) == ["step-00000025.pt", "step-00000026.pt"]
+    last = folder / "last.pt"
+    data = last.read_bytes()
+    last.unlink()  # last.pt is a hard link of the newest step file: damage only last.pt
+    last.write_bytes(data[: len(data) // 2] if damage == "truncate" else random.Random(0).randbytes(len(data)))
+    proc = short_run(workdir, run_dir, "resume=auto", "trainer.max_epochs=3")
+    assert proc.returncode == 0, proc.stderr
+    log = (run_dir / "train.log").read_text()
+    assert "skipped damaged checkpoints (last.pt" in log and "resuming from" in log and "step-00000026.pt" in log
+    assert read_metrics(run_dir)["step"] == 39
+
+
+def test_no_valid_checkpoint_is_an_error_and_nothing_is_deleted(workdir: Path) -> None:
+    run_dir = workdir / "run"
+    assert short_run(workdir, run_dir).returncode == 0
+    folder = run_dir / "checkpoints"
+    for path in [folder / "last.pt", *folder.glob("step-*.pt")]:
+        path.unlink()
+        path.write_bytes(b"garbage")
+    before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    proc = short_run(workdir, run_dir, "resume=auto")
+    assert proc.returncode == 2 and "resume: no valid checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before
+
+
+def test_resume_reports_changes_and_refuses_the_ones_it_cannot_honour(workdir: Path) -> None:
+    run_dir = workdir / "run"
+    assert short_run(workdir, run_dir).returncode == 0
+    refused = short_run(workdir, run_dir, "resume=auto", "seed=3", "optimizer.lr=0.5")
+    assert refused.returncode == 2
+    assert "optimizer.lr 0.1 → 0.5" in refused.stderr and "seed 0 → 3" in refused.stderr
+    accepted = short_run(workdir, run_dir, "resume=auto", "trainer.max_epochs=3")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "resume: trainer.max_epochs 2 → 3" in (run_dir / "train.log").read_text()
+    assert read_metrics(run_dir)["epoch"] == 3
+
+
+def test_resume_path_continues_that_run_in_its_own_directory(workdir: Path) -> None:
+    run_dir = workdir / "run"
+    proc = run_ptlab("train", "task=logreg", "optimizer.lr=0.05", "trainer.max_epochs=2", "trainer.progress=plain",
+                     f"hydra.run.dir={run_dir}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    # From another folder, with only the path: the saved overrides (task, lr) come back.
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_ptlab("train", f"resume={run_dir}", "trainer.max_epochs=3", "trainer.progress=plain", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert not (elsewhere / "outputs").exists()
+    assert read_metrics(run_dir)["epoch"] == 3
+    proc = run_ptlab("train", f"resume={run_dir}/checkpoints/last.pt", "trainer.max_epochs=4", "trainer.progress=plain",
+                     cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert read_metrics(run_dir)["epoch"] == 4

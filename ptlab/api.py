@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -40,6 +40,7 @@ class Run:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, Any]
     metric_fns: dict[str, Any]
+    frozen_modules: list[torch.nn.Module] = field(default_factory=list)  # kept in eval mode (fine-tuning)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -80,8 +81,17 @@ def build(cfg: DictConfig) -> Run:
     model = build_node(catalog.MODELS, cfg.model, "model", **data.info).to(device)
     if device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_node(catalog.OPTIMIZERS, cfg.optimizer, "optimizer",
-                           params=[p for p in model.parameters() if p.requires_grad])
+    frozen_modules: list[torch.nn.Module] = []
+    params: list = [p for p in model.parameters() if p.requires_grad]
+    if cfg.finetune["from"]:
+        from ptlab.engine.finetune import apply_finetune, log_report, parameter_groups
+
+        ft = cfg.finetune
+        report = apply_finetune(model, ft["from"], list(ft.freeze), list(ft.reinit))
+        log_report(report, ft["from"])
+        frozen_modules = report.frozen_modules
+        params = parameter_groups(model, list(ft.reinit), cfg.optimizer.get("lr"), ft.lr_mult)
+    optimizer = build_node(catalog.OPTIMIZERS, cfg.optimizer, "optimizer", params=params)
     steps_per_epoch = math.ceil(len(data.train) / cfg.trainer.grad_accum)
     total_steps = steps_per_epoch * cfg.trainer.max_epochs
     if cfg.trainer.max_steps is not None:
@@ -92,7 +102,8 @@ def build(cfg: DictConfig) -> Run:
         name: build_node(catalog.METRICS, {"name": name}, "objective.metrics", num_classes=data.info.get("num_classes", 2)).to(device)
         for name in objective.metrics
     }
-    return Run(cfg, device, objective, data, model, {"main": optimizer}, {"main": scheduler}, metric_fns)
+    return Run(cfg, device, objective, data, model, {"main": optimizer}, {"main": scheduler}, metric_fns,
+               frozen_modules)
 
 
 def build_node(registry, node: Mapping[str, Any], key: str, **injected: Any) -> Any:
@@ -158,6 +169,7 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (
         raise ConfigError(f"{' '.join(overrides)}: cannot apply to the saved config ({str(err).splitlines()[0]})") from None
     if device is not None:
         cfg.device = device
+    cfg.finetune["from"] = None  # the checkpoint's own weights replace the ones fine-tuning started from
     run = build(cfg)
     try:
         run.model.load_state_dict(payload["model"])

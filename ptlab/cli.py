@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from ptlab.errors import PtlabError
@@ -73,8 +74,6 @@ def train_command(args: list[str]) -> int:
 
 def _resume_args(args: list[str]) -> list[str]:
     """``resume=PATH``: continue that run in its own directory, with its saved overrides under the new ones."""
-    from pathlib import Path
-
     import yaml
 
     value = next((a.partition("=")[2] for a in reversed(args) if a.startswith("resume=")), None)
@@ -118,10 +117,12 @@ def _train_job(cfg) -> float | None:
     from ptlab.api import train
     from ptlab.engine.trainer import TrainingInterrupted
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        metrics = train(cfg, run_dir=HydraConfig.get().runtime.output_dir)
+        metrics = train(cfg, run_dir=run_dir)
     except PtlabError as err:
         print(f"ptlab: error: {err}", file=sys.stderr)
+        _remove_if_unstarted(run_dir)
         sys.exit(2)
     except TrainingInterrupted as err:
         print(f"ptlab: {err}; resume with resume=auto hydra.run.dir={HydraConfig.get().runtime.output_dir}",
@@ -131,9 +132,16 @@ def _train_job(cfg) -> float | None:
     return value if isinstance(value, float) else None
 
 
+def _remove_if_unstarted(run_dir: Path) -> None:
+    """A run refused before training (e.g. a CSV column that is not there) leaves no folder behind."""
+    import shutil
+
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir)
+
+
 def eval_command(args: list[str]) -> int:
     import json
-    from pathlib import Path
 
     from ptlab.api import evaluate
     from ptlab.logging.console import console

@@ -89,6 +89,14 @@ class CheckpointConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    from_: Optional[PathThatExists] = None  # `finetune.from`: a ptlab checkpoint to take the model weights from
+    freeze: list[str] = field(default_factory=list)  # globs of parameter names to freeze
+    reinit: list[str] = field(default_factory=list)  # globs of parameters that keep their fresh initialization
+    lr_mult: PositiveFloat = 1.0  # learning-rate factor for loaded, trainable parameters
+
+
+@dataclass
 class RootConfig:
     task: str = "cnn"
     device: str = "auto"
@@ -96,6 +104,7 @@ class RootConfig:
     resume: Optional[str] = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
@@ -140,12 +149,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
 
 def check_dataclass(prefix: str, values: Mapping[str, Any], schema: type) -> None:
     hints = typing.get_type_hints(schema, include_extras=True)
-    names = {f.name for f in fields(schema)}
+    names = {f.name.rstrip("_"): f.name for f in fields(schema)}  # `from_` is spelled `from` in configs
     for key, value in values.items():
         full = f"{prefix}{key}"
         if key not in names:
             raise ConfigError(f"{full}: unknown key. {_suggest(key, names)}")
-        hint = hints[key]
+        hint = hints[names[key]]
         if is_dataclass(hint):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{full}: expected a section with keys {sorted(f.name for f in fields(hint))}, got {value!r}")

@@ -25,10 +25,11 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def run_ptlab(*args: str, cwd: Path, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess:
+def run_ptlab(*args: str, cwd: Path, timeout: float = 180, check: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m ptlab ARGS`` in ``cwd``; returns the finished process (text output)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "ptlab", *args], cwd=cwd, env=subprocess_env(),
+        [sys.executable, "-m", "ptlab", *args], cwd=cwd, env=subprocess_env() | (env or {}),
         capture_output=True, text=True, timeout=timeout,
     )
     if check and proc.returncode != 0:

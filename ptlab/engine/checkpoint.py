@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -115,7 +115,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"ckpt: {path} does not exist; give the path of a ptlab checkpoint (.pt)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning is noise next to our message
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line or "Unsupported operand" in line]
         detail = lines[0].split(" was not")[0].replace("WeightsUnpickler error: ", "") if lines else type(err).__name__
@@ -123,7 +125,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"ckpt: refusing to load {path}: it holds Python objects, not plain data ({detail}). "
             "ptlab loads checkpoints with weights_only=True and never runs code from a file."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # a damaged or foreign file fails in many ways inside the unpickler
         raise CheckpointError(f"ckpt: {path} is damaged or not a torch file ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):

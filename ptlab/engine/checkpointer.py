@@ -125,7 +125,7 @@ class Checkpointer(Callback):
         self.folder = folder
         self.every_n_steps = every_n_steps
         self.keep_last = keep_last
-        self.saved_step: int | None = None
+        self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the newest last.pt
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ class Checkpointer(Callback):
 
     def save_last(self, trainer: Trainer) -> None:
         step = trainer.state.step
-        if self.saved_step == step:
+        if self.saved_at == (step, trainer.state.epoch):
             return
         last = self.folder / "last.pt"
         if self.keep_last:
@@ -149,7 +149,7 @@ class Checkpointer(Callback):
         else:
             save_atomic(trainer.checkpoint(), last)
         self.manifest.record(last, step)
-        self.saved_step = step
+        self.saved_at = (step, trainer.state.epoch)
         self._prune()
 
     def _prune(self) -> None:

@@ -120,6 +120,8 @@ class Trainer:
         with self._catch_signals():
             while self._stop_reason is None and not self._budget_spent():
                 self.train_model.train()
+                for module in self.run.frozen_modules:
+                    module.eval()
                 started = time.perf_counter()
                 batches_per_epoch = len(train)
                 for batch in train.batches(s.epoch, start=s.batch_in_epoch):

@@ -141,10 +141,8 @@ def _remove_if_unstarted(run_dir: Path) -> None:
 
 
 def eval_command(args: list[str]) -> int:
-    import json
-
     from ptlab.api import evaluate
-    from ptlab.logging.console import console
+    from ptlab.logging.console import print_metrics_table
     from ptlab.logging.metrics_file import write_json
 
     options = {"ckpt": None, "split": "test", "device": None, "out": None}
@@ -163,7 +161,7 @@ def eval_command(args: list[str]) -> int:
     ckpt = Path(options["ckpt"]).expanduser()
     out = Path(options["out"]) if options["out"] else ckpt.parent.parent / f"eval_{options['split']}.json"
     write_json(metrics, out)
-    console().print_json(json.dumps(metrics))
+    print_metrics_table(metrics, title=f"{options['split']} metrics")
     print(f"written to {out}")
     return 0
 

@@ -42,6 +42,17 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return " | ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
+def print_metrics_table(metrics: dict[str, Any], title: str = "metrics") -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    console().print(table)
+
+
 class ConsoleLogger(Callback):
     """Progress, periodic training lines, validation lines and the final metrics table."""
 
@@ -86,16 +97,9 @@ class ConsoleLogger(Callback):
         self._stop_bar()
 
     def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        from rich.table import Table
-
         self._stop_bar()
         log.info("final | %s", format_metrics(metrics), extra={"console": False})
-        table = Table(title="metrics")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in metrics.items():
-            table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
-        console().print(table)
+        print_metrics_table(metrics)
 
     def _stop_bar(self) -> None:
         if self.bar is not None:

@@ -54,6 +54,21 @@ def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
+def tensorboard_hparams(folder: Path) -> set[str]:
+    """The hparams plugin tags written under ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        try:
+            tags |= set(acc.PluginTagToContent("hparams"))
+        except KeyError:  # this file holds no hparams summary
+            pass
+    return tags
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: default run directories land under it (outputs/...)."""

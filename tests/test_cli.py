@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, read_metrics, run_ptlab, subprocess_env, tensorboard_scalars
+from conftest import TINY, read_metrics, run_ptlab, subprocess_env, tensorboard_hparams, tensorboard_scalars
 
 
 def test_help_and_list_do_not_import_heavy_modules(workdir: Path) -> None:
@@ -60,6 +60,7 @@ def test_train_writes_the_run_directory(workdir: Path) -> None:
     assert {"train/loss", "train/lr", "val/loss", "val/acc", "test/acc"} <= scalars.keys()
     assert [step for step, _ in scalars["val/acc"]][:2] == [13, 26]
     assert abs(scalars["test/acc"][-1][1] - metrics["test/acc"]) < 1e-6
+    assert "_hparams_/session_start_info" in tensorboard_hparams(run_dir / "tb")
     assert "task=logreg" in (run_dir / ".hydra/overrides.yaml").read_text()
 
 
@@ -173,3 +174,13 @@ def test_non_finite_loss_stops_with_a_message(workdir: Path) -> None:
     assert proc.returncode == 2
     assert "train/loss is" in proc.stderr and "lower optimizer.lr" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_progress_bar_mode_shows_a_bar_and_a_final_table(workdir: Path) -> None:
+    proc = run_ptlab("train", "task=logreg", "trainer.max_epochs=2", "trainer.progress=bar",
+                     f"hydra.run.dir={workdir / 'run'}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "26/26" in proc.stdout and "━" in proc.stdout  # the bar, completed
+    assert "step 13/26 | train/loss" not in proc.stdout  # per-step lines go to train.log only
+    assert "step 13/26 | train/loss" in (workdir / "run" / "train.log").read_text()
+    assert "test/acc" in proc.stdout and "┃ metric" in proc.stdout

@@ -132,3 +132,10 @@ def test_metrics_are_read_only_at_logging_points() -> None:
                          "trainer.val_every_n_epochs=5"])
     Trainer(ptlab.build(cfg), [Recorder()]).fit()
     assert logged == [5, 10, 15, 20, 25, 26]
+
+
+def test_resnet18_is_a_model_choice() -> None:
+    cfg = ptlab.compose([*QUIET, "task=cnn", "model=resnet18", "trainer.max_steps=2"])
+    run = ptlab.build(cfg)
+    assert run.model.conv1.in_channels == 1 and run.model.fc.out_features == 10
+    assert math.isfinite(Trainer(run, []).fit()["test/loss"])

@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 train: setup
 	$(BIN)/ptlab train $(ARGS)
 
+# Two workers: most tests wait on single-threaded subprocesses, so both cores stay busy.
+PYTEST_ARGS ?= -n 2
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ptlab.config import check_monitor, validate
+from ptlab.config import PER_DEVICE, check_monitor, validate
+from ptlab.engine.distributed import World, world_from_env
 from ptlab.errors import ConfigError
 from ptlab.paths import CONFIG_DIR
 
@@ -41,6 +42,7 @@ class Run:
     schedulers: dict[str, Any]
     metric_fns: dict[str, Any]
     frozen_modules: list[torch.nn.Module] = field(default_factory=list)  # kept in eval mode (fine-tuning)
+    world: World = field(default_factory=World)  # this process's place in a torchrun job
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -58,11 +60,28 @@ def check(cfg: DictConfig) -> None:
 
     validate(cfg)
     Precision(cfg.trainer.precision, resolve_device(cfg.device))
-    check_monitor(cfg.checkpoint.monitor, build_node(catalog.OBJECTIVES, cfg.objective, "objective").metrics)
+    check_monitor(cfg.checkpoint.monitor, build_objective(cfg).metrics)
 
 
-def build(cfg: DictConfig) -> Run:
-    """Check ``cfg`` and build objective, data, model, optimizer, scheduler and metrics from it."""
+def build_objective(cfg: DictConfig) -> Objective:
+    """The objective, told which kind of data ``cfg.data`` yields (a builder's ``kind`` mark; None if unmarked).
+
+    Objectives that do not take ``data_kind`` ignore it; the text objective
+    follows it, so language modelling or classification comes from the data.
+    """
+    from omegaconf import OmegaConf
+
+    from ptlab import catalog
+
+    data_builder, _ = catalog.DATASETS.resolve(OmegaConf.to_container(cfg.data, resolve=True), "data")
+    return build_node(catalog.OBJECTIVES, cfg.objective, "objective", data_kind=getattr(data_builder, "kind", None))
+
+
+def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
+    """Check ``cfg`` and build objective, data, model, optimizer, scheduler and metrics from it.
+
+    ``trained_tokenizer`` (a checkpoint's, as JSON) makes text data reuse it instead of training one.
+    """
     import numpy as np
     import torch
 
@@ -70,40 +89,80 @@ def build(cfg: DictConfig) -> Run:
     from ptlab.engine.device import resolve_device
 
     check(cfg)
+    world = world_from_env()
     device = resolve_device(cfg.device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     torch.manual_seed(cfg.seed)
 
-    objective = build_node(catalog.OBJECTIVES, cfg.objective, "objective")
-    data = build_node(catalog.DATASETS, cfg.data, "data", target_kind=objective.target_kind, device=device,
-                      seed=cfg.seed)
+    objective = build_objective(cfg)
+    data_cfg = {k: v for k, v in cfg.data.items() if k != PER_DEVICE}
+    data = build_node(catalog.DATASETS, data_cfg, "data", target_kind=objective.target_kind, device=device,
+                      seed=cfg.seed, trained_tokenizer=trained_tokenizer)
     model = build_node(catalog.MODELS, cfg.model, "model", **data.info).to(device)
+    if world.distributed:
+        data = shard_data(data, world, cfg.data)
+        torch.manual_seed(cfg.seed + world.rank)  # the same initial weights, a different dropout stream per rank
     if device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     frozen_modules: list[torch.nn.Module] = []
-    params: list = [p for p in model.parameters() if p.requires_grad]
     if cfg.finetune["from"]:
-        from ptlab.engine.finetune import apply_finetune, log_report, parameter_groups
+        from ptlab.engine.finetune import apply_finetune, log_report
 
         ft = cfg.finetune
         report = apply_finetune(model, ft["from"], list(ft.freeze), list(ft.reinit))
         log_report(report, ft["from"])
         frozen_modules = report.frozen_modules
-        params = parameter_groups(model, list(ft.reinit), cfg.optimizer.get("lr"), ft.lr_mult)
-    optimizer = build_node(catalog.OPTIMIZERS, cfg.optimizer, "optimizer", params=params)
     steps_per_epoch = math.ceil(len(data.train) / cfg.trainer.grad_accum)
     total_steps = steps_per_epoch * cfg.trainer.max_epochs
     if cfg.trainer.max_steps is not None:
         total_steps = min(total_steps, cfg.trainer.max_steps)
-    scheduler = build_node(catalog.SCHEDULERS, cfg.scheduler, "scheduler", optimizer=optimizer,
-                           total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    optimizers, schedulers = {}, {}
+    for name, params in optimizer_parameters(cfg, objective, model).items():
+        optimizers[name] = build_node(catalog.OPTIMIZERS, cfg.optimizer, "optimizer", params=params)
+        schedulers[name] = build_node(catalog.SCHEDULERS, cfg.scheduler, "scheduler", optimizer=optimizers[name],
+                                      total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     metric_fns = {
-        name: build_node(catalog.METRICS, {"name": name}, "objective.metrics", num_classes=data.info.get("num_classes", 2)).to(device)
+        name: build_node(catalog.METRICS, {"name": name}, "objective.metrics", num_classes=data.info.get("num_classes", 2),
+                         data=data, device=device).to(device)
         for name in objective.metrics
     }
-    return Run(cfg, device, objective, data, model, {"main": optimizer}, {"main": scheduler}, metric_fns,
-               frozen_modules)
+    if world.distributed and len(optimizers) > 1:
+        raise ConfigError(f"task={cfg.task}: torchrun (DDP) does not support objectives with several optimizers yet; "
+                          "train it in one process")
+    return Run(cfg, device, objective, data, model, optimizers, schedulers, metric_fns, frozen_modules, world)
+
+
+def shard_data(data: Data, world: World, data_cfg: Mapping[str, Any]) -> Data:
+    """Each rank's part of every split; the global batch stays data.batch_size unless batch_size_per_device is set."""
+    import dataclasses
+
+    per_device = data_cfg.get(PER_DEVICE)
+    if per_device is None:
+        batch_size = data_cfg.get("batch_size", 1)
+        if batch_size % world.size:
+            raise ConfigError(f"data.batch_size: {batch_size} does not split across {world.size} processes; use a "
+                              f"multiple of {world.size} or set +data.{PER_DEVICE}=N")
+        per_device = batch_size // world.size
+    splits = {}
+    for name in ("train", "val", "test"):
+        part = getattr(data, name)
+        if not hasattr(part, "shard"):
+            raise ConfigError(f"data: {type(part).__name__} cannot be split across torchrun processes yet")
+        splits[name] = part.shard(world.rank, world.size, per_device)
+    return dataclasses.replace(data, **splits)
+
+
+def optimizer_parameters(cfg: DictConfig, objective: Objective, model: torch.nn.Module) -> dict[str, Any]:
+    """Parameters per optimizer, as the objective asks; fine-tuning's lr_mult splits them into groups."""
+    named = objective.parameters(model)
+    if cfg.finetune["from"] and cfg.finetune.lr_mult != 1.0 and list(named) == ["main"]:
+        from ptlab.engine.finetune import parameter_groups
+
+        named["main"] = parameter_groups(model, list(cfg.finetune.reinit), cfg.optimizer.get("lr"), cfg.finetune.lr_mult)
+    return named
 
 
 def build_node(registry, node: Mapping[str, Any], key: str, **injected: Any) -> Any:
@@ -130,17 +189,23 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     from ptlab.logging.metrics_file import MetricsFile
 
     run = build(cfg)
-    callbacks: list = [ConsoleLogger(cfg.trainer.progress, cfg.checkpoint.monitor)]
+    main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
+    callbacks: list = [ConsoleLogger(cfg.trainer.progress, cfg.checkpoint.monitor)] if main else []
     if cfg.trainer.early_stopping.patience:
         callbacks.append(EarlyStopping(cfg.trainer.early_stopping.patience))
     if run_dir is not None:
         from ptlab.logging.tensorboard import TensorBoardLogger
 
         run_dir = Path(run_dir)
+        if run.data.tokenizer is not None and main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "tokenizer.json").write_text(run.data.tokenizer, encoding="utf-8")
         if cfg.checkpoint.save:
             callbacks.append(Checkpointer(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
-                                          cfg.checkpoint.keep_last))
-        callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
+                                          cfg.checkpoint.keep_last, write=main))
+        if main:
+            callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
+            callbacks += run.objective.callbacks(run_dir)
     trainer = Trainer(run, callbacks)
     if cfg.resume is not None:
         if run_dir is None and cfg.resume == "auto":
@@ -170,9 +235,58 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (
     if device is not None:
         cfg.device = device
     cfg.finetune["from"] = None  # the checkpoint's own weights replace the ones fine-tuning started from
-    run = build(cfg)
+    run = build(cfg, trained_tokenizer=payload.get("tokenizer"))
     try:
         run.model.load_state_dict(payload["model"])
     except RuntimeError as err:
         raise ConfigError(f"ckpt: weights do not fit the model the saved config builds ({str(err).splitlines()[0]})") from None
     return Trainer(run, []).evaluate(split)
+
+
+def generate_images(ckpt: str | Path, n: int = 64, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """``n`` images in [-1, 1] from a GAN checkpoint; the same seed gives the same images."""
+    import torch
+
+    from ptlab import catalog
+    from ptlab.engine.checkpoint import load_checkpoint
+    from ptlab.engine.device import resolve_device
+
+    payload = load_checkpoint(ckpt)
+    config = payload["config"]
+    model = build_node(catalog.MODELS, config["model"], "model", **payload.get("data_info", {}))
+    if not hasattr(model, "sample"):
+        raise ConfigError(f"ckpt: {ckpt} is a {config['task']} checkpoint; image generation needs a GAN (task=gan)")
+    target = resolve_device(device)
+    model.load_state_dict(payload["model"])
+    model.to(target).eval()
+    return model.sample(n, torch.Generator(target).manual_seed(seed))
+
+
+
+def generate_text(ckpt: str | Path, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int = 0, device: str = "cpu") -> tuple[str, list[str]]:
+    """(``prompt`` and the text a language-model checkpoint writes after it, the parts of the prompt it read as
+    ``<unk>``). The prompt begins a document; the same seed gives the same text."""
+    import torch
+
+    from ptlab import catalog
+    from ptlab.data.text import BOS, UNK, load_tokenizer
+    from ptlab.engine.checkpoint import load_checkpoint
+    from ptlab.engine.device import resolve_device
+    from ptlab.models.sampling import sample
+
+    payload = load_checkpoint(ckpt)
+    config, info = payload["config"], payload.get("data_info", {})
+    if payload.get("tokenizer") is None or "num_classes" in info:
+        raise ConfigError(f"ckpt: {ckpt} is a {config['task']} checkpoint on data={config['data'].get('name')}; text "
+                          "generation needs a language model (task=rnn or task=transformer on unlabelled text)")
+    tokenizer = load_tokenizer(payload["tokenizer"])
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    unknown = [prompt[a:b] for i, (a, b) in zip(prompt_ids.ids, prompt_ids.offsets) if i == UNK]
+    target = resolve_device(device)
+    model = build_node(catalog.MODELS, config["model"], "model", **info)
+    model.load_state_dict(payload["model"])
+    model.to(target).eval()
+    context = torch.tensor([BOS, *prompt_ids.ids], device=target)
+    ids = sample(model, context, max_new_tokens, temperature, top_k, torch.Generator(target).manual_seed(seed))
+    return tokenizer.decode(ids.tolist()), unknown

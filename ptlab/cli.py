@@ -24,12 +24,21 @@ commands:
   eval ckpt=PATH [split=test|val] [device=...] [out=FILE] [data.key=value ...]
                       evaluate a checkpoint on its data and print the metrics
   list [GROUP]        the registered models, datasets, optimizers, schedulers, objectives, metrics
+  generate ckpt=PATH [n=64] [out=grid.png] [seed=0] [device=cpu]
+                      a grid of samples from a GAN checkpoint (same seed, same images)
+  generate ckpt=PATH [prompt=TEXT] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0] [device=cpu]
+                      text from a language-model checkpoint (task=rnn, transformer; same seed, same text)
+  lr-find [task=NAME] [lr_find.min_lr=1e-7] [lr_find.max_lr=10] [lr_find.steps=200] [key=value ...]
+                      learning-rate range test: a suggested lr, lr_find.png and lr_find.csv
+  report RUN_DIR [RUN_DIR ...] [out=DIR]
+                      training curves, final metrics and sweep plots as PNGs and report.md
 
-tasks: linreg, logreg, cnn      examples: ptlab train task=logreg optimizer.lr=0.1
-                                          ptlab train -m task=logreg seed=0,1,2
+tasks: linreg, logreg, cnn, rnn, transformer, gan
+examples: ptlab train task=logreg optimizer.lr=0.1
+          ptlab train -m task=logreg seed=0,1,2
 """
 
-COMMANDS = ("train", "eval", "list")
+COMMANDS = ("train", "eval", "list", "generate", "lr-find", "report")
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version")
 
 
@@ -48,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return eval_command(rest)
         if command == "list":
             return list_command(rest)
+        if command == "generate":
+            return generate_command(rest)
+        if command == "lr-find":
+            return lr_find_command(rest)
+        if command == "report":
+            return report_command(rest)
         from ptlab.registry import did_you_mean
 
         raise PtlabError(f"unknown command {command!r}. {did_you_mean(command, COMMANDS)}Commands: {', '.join(COMMANDS)}.")
@@ -58,10 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train_command(args: list[str]) -> int:
     from ptlab.paths import CONFIG_DIR
+    from ptlab.sweep.dirs import with_sweep_dir
 
     args = _resume_args(args)
     if not any(a in HYDRA_INFO_FLAGS or a.startswith("--cfg") or a == "-c" for a in args):
-        _preflight(args)
+        cfg = _preflight(args)
+        args = _distributed_args(args, cfg)
+        args = with_sweep_dir(args, cfg.task)  # -m: a folder named by the command, so a re-run continues it
     import hydra
 
     from ptlab.hydra_support import register_resolvers
@@ -97,29 +115,67 @@ def _resume_args(args: list[str]) -> list[str]:
     return [*previous, *new, f"resume={path}", f"hydra.run.dir={run_dir}"]
 
 
-def _preflight(args: list[str]) -> None:
+def _preflight(args: list[str]):
     """Compose and validate (the first job of a sweep) before Hydra makes any folder."""
     from ptlab.api import check, compose
     from ptlab.hydra_support import first_of_each_sweep
+    from ptlab.sweep.job import check_objective
 
     overrides = [a for a in args if not a.startswith("-")]
     try:
         overrides = first_of_each_sweep(overrides)
     except Exception as err:  # Hydra's override grammar errors
         raise PtlabError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
-    check(compose(overrides))
+    cfg = compose(overrides)
+    check(cfg)
+    check_objective(cfg)
+    return cfg
+
+
+def _distributed_args(args: list[str], cfg) -> list[str]:
+    """Under torchrun: join the process group and make every rank use rank 0's run directory.
+
+    Rank 0 claims the directory (the same naming as a single run) and broadcasts
+    it; the other ranks write neither .hydra/ nor train.log.
+    """
+    from ptlab.engine.device import resolve_device
+    from ptlab.engine.distributed import broadcast, join, world_from_env
+
+    world = world_from_env()
+    if not world.distributed:
+        return args
+    if "-m" in args or "--multirun" in args:
+        raise PtlabError("-m: a sweep cannot run inside torchrun; launch one torchrun per job instead")
+    join(world, resolve_device(cfg.device).type)
+    given = next((a.partition("=")[2] for a in reversed(args) if a.startswith("hydra.run.dir=")), None)
+    if world.is_main and given is None:
+        from ptlab.hydra_support import claim_run_dir
+        from ptlab.paths import CONFIG_DIR
+
+        given = claim_run_dir(CONFIG_DIR, [a for a in args if not a.startswith("-")])
+    run_dir = broadcast(given, world)
+    extra = [] if world.is_main else ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    return [*args, f"hydra.run.dir={run_dir}", *extra]
 
 
 def _train_job(cfg) -> float | None:
-    """What Hydra runs for each job: train into Hydra's output directory."""
+    """What Hydra runs for each job: train into Hydra's output directory; return sweep.objective's value."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from ptlab.api import train
     from ptlab.engine.trainer import TrainingInterrupted
+    from ptlab.sweep.job import objective_value, run_sweep_job
+
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_sweep_job(cfg, HydraConfig.get(), Path(HydraConfig.get().runtime.output_dir))
+
+    from ptlab.engine.distributed import leave
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = train(cfg, run_dir=run_dir)
+        leave()  # after train() returned: the DDP model, optimizers and loaders are released
     except PtlabError as err:
         print(f"ptlab: error: {err}", file=sys.stderr)
         _remove_if_unstarted(run_dir)
@@ -128,8 +184,7 @@ def _train_job(cfg) -> float | None:
         print(f"ptlab: {err}; resume with resume=auto hydra.run.dir={HydraConfig.get().runtime.output_dir}",
               file=sys.stderr)
         sys.exit(err.exit_code)
-    value = metrics.get(cfg.checkpoint.monitor)  # the validation value sweepers optimize
-    return value if isinstance(value, float) else None
+    return objective_value(metrics, cfg.sweep.objective)
 
 
 def _remove_if_unstarted(run_dir: Path) -> None:
@@ -163,6 +218,92 @@ def eval_command(args: list[str]) -> int:
     write_json(metrics, out)
     print_metrics_table(metrics, title=f"{options['split']} metrics")
     print(f"written to {out}")
+    return 0
+
+
+def generate_command(args: list[str]) -> int:
+    """``ptlab generate ckpt=PATH [n=64] [out=grid.png] [seed=0] [device=cpu]``: a sample grid from a GAN."""
+    from ptlab.api import generate_images
+    from ptlab.logging.samples import save_grid
+
+    if _is_text_checkpoint(args):
+        return generate_text_command(args)
+    options = _key_values(args, {"ckpt": None, "n": "64", "out": "grid.png", "seed": "0", "device": "cpu"})
+    if not options["ckpt"]:
+        raise PtlabError("ckpt: required; pass ckpt=RUN_DIR/checkpoints/best.pt")
+    n, seed = _int_option(options, "n", minimum=1), _int_option(options, "seed")
+    images = generate_images(options["ckpt"], n=n, seed=seed, device=options["device"])
+    save_grid(images, Path(options["out"]))
+    print(f"{n} samples (seed {seed}) written to {options['out']}")
+    return 0
+
+
+def _is_text_checkpoint(args: list[str]) -> bool:
+    """Whether ``ckpt=`` names the checkpoint of a run on text (it carries a tokenizer)."""
+    from ptlab.engine.checkpoint import load_checkpoint
+
+    ckpt = next((a.partition("=")[2] for a in args if a.startswith("ckpt=")), "")
+    return bool(ckpt) and load_checkpoint(ckpt).get("tokenizer") is not None
+
+
+def generate_text_command(args: list[str]) -> int:
+    """``ptlab generate ckpt=PATH [prompt=…] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0]``: text."""
+    from ptlab.api import generate_text
+
+    options = _key_values(args, {"ckpt": None, "prompt": "", "max_new_tokens": "200", "temperature": "1.0",
+                                 "top_k": "null", "seed": "0", "device": "cpu"})
+    try:
+        temperature = float(options["temperature"])
+    except ValueError:
+        raise PtlabError(f"temperature: expected a number, got {options['temperature']!r}") from None
+    if not temperature >= 0:
+        raise PtlabError(f"temperature: {temperature} is out of range; use a value ≥ 0 (0: the most likely token)")
+    top_k = None if options["top_k"] == "null" else _int_option(options, "top_k", minimum=1)
+    text, unknown = generate_text(options["ckpt"], options["prompt"], _int_option(options, "max_new_tokens", minimum=1),
+                                  temperature, top_k, _int_option(options, "seed"), options["device"])
+    if unknown:
+        print(f"ptlab: note: prompt: {', '.join(map(repr, unknown))} not in the vocabulary; read as <unk>",
+              file=sys.stderr)
+    print(text)
+    return 0
+
+
+def _key_values(args: list[str], defaults: dict[str, str | None]) -> dict[str, str | None]:
+    options = dict(defaults)
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in options:
+            raise PtlabError(f"{arg!r}: expected one of {', '.join(f'{k}=…' for k in options)}")
+        options[key] = value
+    return options
+
+
+def _int_option(options: dict, key: str, minimum: int | None = None) -> int:
+    try:
+        value = int(options[key])
+    except ValueError:
+        raise PtlabError(f"{key}: expected an integer, got {options[key]!r}") from None
+    if minimum is not None and value < minimum:
+        raise PtlabError(f"{key}: {value} is out of range; use a value ≥ {minimum}")
+    return value
+
+
+def lr_find_command(args: list[str]) -> int:
+    """``ptlab lr-find``: the learning-rate range test, run through Hydra like ``train`` (see ptlab/tools/lr_find.py)."""
+    from ptlab.tools.lr_find import launch
+
+    return launch(args, preflight=not any(a in HYDRA_INFO_FLAGS or a.startswith("--cfg") or a == "-c" for a in args))
+
+
+def report_command(args: list[str]) -> int:
+    """``ptlab report RUN_DIR... [out=DIR]``: pictures and report.md from finished runs (see ptlab/tools/report.py)."""
+    from ptlab.tools.report import write_report
+
+    folders = [a for a in args if not a.startswith("out=")]
+    out = next((a.partition("=")[2] for a in reversed(args) if a.startswith("out=")), None)
+    if not folders:
+        raise PtlabError("report: give one or more run directories (or sweep folders), e.g. ptlab report outputs/cnn/RUN")
+    print(f"written to {write_report([Path(f) for f in folders], Path(out) if out else None)}")
     return 0
 
 

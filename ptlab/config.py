@@ -97,6 +97,12 @@ class FinetuneConfig:
 
 
 @dataclass
+class SweepConfig:
+    objective: str = "val/loss"  # the metric a sweep ranks jobs by and `ptlab train` returns to Hydra's sweeper
+    mode: Literal["min", "max"] = "min"
+
+
+@dataclass
 class RootConfig:
     task: str = "cnn"
     device: str = "auto"
@@ -105,6 +111,7 @@ class RootConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
@@ -116,6 +123,8 @@ def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
     values["early_stopping"] = EarlyStoppingConfig(**values["early_stopping"])
     return TrainerConfig(**values)
 
+
+PER_DEVICE = "batch_size_per_device"  # data.batch_size_per_device: a torchrun option of every dataset
 
 # Sections built from a registry: config key → registry attribute name in ptlab.catalog.
 REGISTRY_SECTIONS = {
@@ -144,7 +153,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
         if key not in plain:
             raise ConfigError(f"{key}: missing section; pick one with {key}=NAME (see `ptlab list`)")
         registry = getattr(catalog, registry_name)
-        check_call(key, plain[key], *registry.resolve(plain[key], key), injected=registry.injected)
+        node = dict(plain[key])
+        if key == "data" and PER_DEVICE in node:
+            check_value(f"data.{PER_DEVICE}", node.pop(PER_DEVICE), Optional[PositiveInt])
+        check_call(key, node, *registry.resolve(node, key), injected=registry.injected)
 
 
 def check_dataclass(prefix: str, values: Mapping[str, Any], schema: type) -> None:

@@ -37,8 +37,12 @@ def claim_unique_dir(path: str) -> str:
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
+    from ptlab.sweep.dirs import job_key
+
     if not OmegaConf.has_resolver("ptlab.unique_dir"):
         OmegaConf.register_new_resolver("ptlab.unique_dir", claim_unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver("ptlab.job_key"):
+        OmegaConf.register_new_resolver("ptlab.job_key", job_key)
 
 
 def first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
@@ -72,14 +76,19 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
             raise _bad_override(err, config_name, overrides, compose) from None
 
 
+SWEEP_EXTRA = ("optuna", "joblib", "submitit_local", "submitit_slurm")  # Hydra plugins of ptlab[sweep]
+
+
 def _missing_option(err) -> ConfigError:
     group = (err.missing_cfg_file or "").rpartition("/")[0]
     match = re.search(r"Could not find '([^']+)'", str(err))
     wanted = (match.group(1) if match else err.missing_cfg_file or "").rpartition("/")[2]
     options = list(err.options or [])
     if group and options:
+        extra = (" Optuna, joblib and submitit come with pip install 'ptlab[sweep]'."
+                 if group.startswith("hydra/") and wanted in SWEEP_EXTRA else "")
         return ConfigError(f"{group}: unknown option {wanted!r}. {did_you_mean(wanted, options)}"
-                           f"Valid options: {', '.join(options)} (see `ptlab list`).")
+                           f"Valid options: {', '.join(options)} (see `ptlab list`).{extra}")
     return ConfigError(str(err).splitlines()[0])
 
 
@@ -101,3 +110,17 @@ def _bad_override(err, config_name: str, overrides: list[str], compose) -> Confi
         return ConfigError(f"{key}: unknown key. {hint} To add a new key on purpose, write +{key}=VALUE.")
     first = str(err).strip().splitlines()
     return ConfigError(" ".join(line.strip() for line in first[:3]))
+
+
+def claim_run_dir(config_dir: Path, overrides: list[str]) -> str:
+    """Resolve (and so create) ``hydra.run.dir`` for these overrides, as a single run would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name="train"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        return str(Path(OmegaConf.select(cfg, "hydra.run.dir")).resolve())

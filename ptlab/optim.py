@@ -3,6 +3,15 @@
 Optimizers use the multi-tensor (``foreach``) kernels, or the fused ones on
 CUDA. Schedules are stepped once per optimizer step and written as the
 multiplier of the base learning rate, so each reads as its formula.
+
+Weight decay shrinks weights towards zero: SGD and Adam add λ·w to the
+gradient (an L2 penalty ½λ‖w‖²), AdamW subtracts lr·λ·w from the weights
+directly. By default it applies only to weights of two or more dimensions —
+the kernels of linear and convolution layers and embeddings — and not to
+biases or the scales and shifts of normalization layers (all 1-D): those do not
+make a model more flexible, and shrinking a norm layer's scale only changes
+the size of the activations the next layer sees. ``decay_norm_and_bias=true``
+decays every parameter.
 """
 
 from __future__ import annotations
@@ -25,26 +34,50 @@ def _tensors(group):
     return group["params"] if isinstance(group, dict) else [group]
 
 
-def sgd(params: Iterable, lr: PositiveFloat = 0.1, momentum: Probability = 0.0,
-        weight_decay: NonNegativeFloat = 0.0, nesterov: bool = False) -> torch.optim.SGD:
-    """Stochastic gradient descent: w ← w − lr·∇L (with optional momentum)."""
+def weight_decay_groups(params: Iterable, weight_decay: float, decay_norm_and_bias: bool) -> list:
+    """``params`` (tensors, or param-group dicts such as fine-tuning's lr groups) with 1-D tensors exempt from decay.
+
+    Each group is split in two: tensors of ≥ 2 dimensions keep the group's
+    settings, the others get ``weight_decay=0``. Other keys (``lr``) are kept;
+    empty groups are dropped. Without decay, or with ``decay_norm_and_bias``,
+    ``params`` is returned as it came.
+    """
     params = list(params)
+    if not weight_decay or decay_norm_and_bias or not params:
+        return params
+    groups = params if isinstance(params[0], dict) else [{"params": params}]
+    out = []
+    for group in groups:
+        tensors = list(group["params"])
+        decay = {**group, "params": [p for p in tensors if p.ndim >= 2]}
+        exempt = {**group, "params": [p for p in tensors if p.ndim < 2], "weight_decay": 0.0}
+        out += [g for g in (decay, exempt) if g["params"]]
+    return out
+
+
+def sgd(params: Iterable, lr: PositiveFloat = 0.1, momentum: Probability = 0.0,
+        weight_decay: NonNegativeFloat = 0.0, nesterov: bool = False,
+        decay_norm_and_bias: bool = False) -> torch.optim.SGD:
+    """Stochastic gradient descent: w ← w − lr·∇L (with optional momentum)."""
+    params = weight_decay_groups(params, weight_decay, decay_norm_and_bias)
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
                            **_fast_kernels(params))
 
 
 def adam(params: Iterable, lr: PositiveFloat = 1e-3, beta1: Probability = 0.9, beta2: Probability = 0.999,
-         eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Adam:
+         eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.0,
+         decay_norm_and_bias: bool = False) -> torch.optim.Adam:
     """Adam: steps scaled by running estimates of the gradient's first and second moments."""
-    params = list(params)
+    params = weight_decay_groups(params, weight_decay, decay_norm_and_bias)
     return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                             **_fast_kernels(params))
 
 
 def adamw(params: Iterable, lr: PositiveFloat = 1e-3, beta1: Probability = 0.9, beta2: Probability = 0.999,
-          eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.01) -> torch.optim.AdamW:
+          eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.01,
+          decay_norm_and_bias: bool = False) -> torch.optim.AdamW:
     """AdamW: Adam with weight decay applied to the weights directly (decoupled)."""
-    params = list(params)
+    params = weight_decay_groups(params, weight_decay, decay_norm_and_bias)
     return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                              **_fast_kernels(params))
 

@@ -62,10 +62,10 @@ def test_tasks_only_pick_defaults() -> None:
         assert node["task"] == file.stem
         picked = {next(iter(d)).split("/")[-1].split(" ")[-1] for d in node["defaults"]}
         assert picked == {"objective", "data", "model", "optimizer", "scheduler"}
-        assert set(node) <= {"defaults", "task", "objective", "trainer", "checkpoint", "optimizer"}
+        assert set(node) <= {"defaults", "task", "objective", "data", "trainer", "checkpoint", "optimizer", "scheduler"}
 
 
-@pytest.mark.parametrize("task", ["linreg", "logreg", "cnn"])
+@pytest.mark.parametrize("task", ["linreg", "logreg", "cnn", "gan", "rnn", "transformer"])
 def test_every_task_composes_and_validates(task: str) -> None:
     cfg = ptlab.compose([f"task={task}"])
     validate(cfg)

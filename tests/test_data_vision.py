@@ -173,8 +173,8 @@ def test_missing_files_without_download(tmp_path: Path, builder, files: str) -> 
         builder(root=str(tmp_path), target_kind="classification", device=CPU, seed=0)
 
 
-def test_public_sets_need_a_classification_objective(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^data=fashion_mnist holds class labels.*objective=classification"):
+def test_public_sets_need_a_classification_or_generation_objective(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^data=fashion_mnist holds labelled images.*objective=classification or task=gan"):
         fashion_mnist(root=str(tmp_path), target_kind="regression", device=CPU, seed=0)
 
 

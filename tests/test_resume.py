@@ -19,6 +19,12 @@ TASKS = {
     "linreg": ["task=linreg", "trainer.max_epochs=12"],
     "logreg": ["task=logreg", "trainer.max_epochs=8", "data.batch_size=16"],
     "cnn": ["task=cnn", "trainer.max_epochs=2", "data.batch_size=32", "scheduler.warmup_steps=5"],
+    "gan": ["task=gan", "trainer.max_epochs=2", "model.width=16"],
+    # 26 steps per epoch: the run crosses an epoch boundary (a new window phase and order) and validates.
+    "rnn": ["task=rnn", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512", "model.hidden_size=32",
+            "model.embedding_dim=16", "model.dropout=0.1"],
+    "transformer": ["task=transformer", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512",
+                    "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.dropout=0.1"],
 }
 COMMON = ["checkpoint.every_n_steps=1", "checkpoint.keep_last=2", "trainer.log_every_n_steps=7",
           "trainer.progress=plain"]

@@ -7,12 +7,16 @@ continue with exactly the batch it would have seen next.
 
 ``carve_splits`` cuts validation and test splits out of a training set with a
 fixed ``split_seed``, the same way for every builder.
+
+A ``transform`` (data augmentation, :mod:`ptlab.data.augment`) maps the first
+tensor of each batch — the inputs — on the training device; builders give one
+to the training split only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +41,7 @@ class Data:
     val: Batches
     test: Batches
     info: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Optional[str] = None  # text data: its Hugging Face tokenizer as JSON (kept in checkpoints)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -46,50 +51,83 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=generator)
 
 
+Transform = Callable[[Tensor], Tensor]
+
+
+def shard_order(num_samples: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> Tensor:
+    """The samples one rank visits in ``epoch``: every ``world_size``-th of the epoch's order, from ``rank``.
+
+    A shuffled (training) order is first padded by wrapping around to a multiple
+    of ``world_size``, so every rank takes the same number of steps. Batch i of
+    all ranks together is then batch i of the unsharded run with the global
+    batch size: the data order does not depend on the number of processes.
+    """
+    order = epoch_permutation(num_samples, seed, epoch) if shuffle else torch.arange(num_samples)
+    if world_size > 1:
+        if shuffle:
+            order = torch.cat([order, order[: -num_samples % world_size]])
+        order = order[rank::world_size]
+    return order
+
+
 class TensorBatches:
     """Index slices of tensors that already live on the training device.
 
     No DataLoader, no per-sample collate: one permutation per epoch, one
-    gather per tensor per batch.
+    gather per tensor per batch (and one call of ``transform`` on the inputs).
+    Under torchrun, :meth:`shard` gives each rank its part of every epoch.
     """
 
-    def __init__(self, tensors: Sequence[Tensor], batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, tensors: Sequence[Tensor], batch_size: int, shuffle: bool, seed: int,
+                 transform: Optional[Transform] = None, rank: int = 0, world_size: int = 1) -> None:
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.transform = transform
+        self.rank, self.world_size = rank, world_size
         self.num_samples = len(self.tensors[0])
+        self.shard_size = len(shard_order(self.num_samples, seed, 0, shuffle, rank, world_size))
+
+    def shard(self, rank: int, world_size: int, batch_size: int) -> TensorBatches:
+        return TensorBatches(self.tensors, batch_size, self.shuffle, self.seed, self.transform, rank, world_size)
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return -(-self.shard_size // self.batch_size)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
-        if self.shuffle:
-            order = epoch_permutation(self.num_samples, self.seed, epoch).to(self.tensors[0].device)
+        indexed = self.shuffle or self.world_size > 1
+        if indexed:
+            order = shard_order(self.num_samples, self.seed, epoch, self.shuffle, self.rank, self.world_size)
+            order = order.to(self.tensors[0].device)
         for i in range(start, len(self)):
             lo, hi = i * self.batch_size, (i + 1) * self.batch_size
-            if self.shuffle:
+            if indexed:
                 index = order[lo:hi]
-                yield tuple(t[index] for t in self.tensors)
+                batch = tuple(t[index] for t in self.tensors)
             else:
-                yield tuple(t[lo:hi] for t in self.tensors)
+                batch = tuple(t[lo:hi] for t in self.tensors)
+            yield batch if self.transform is None else (self.transform(batch[0]), *batch[1:])
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         return self.batches()
 
 
 class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Batch sampler for a DataLoader with the same (seed, epoch) → order rule as TensorBatches."""
+    """Batch sampler for a DataLoader with the same (seed, epoch, rank) → order rule as TensorBatches."""
 
-    def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.num_samples, self.batch_size, self.shuffle, self.seed = num_samples, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.shard_size = len(shard_order(num_samples, seed, 0, shuffle, rank, world_size))
         self.epoch, self.start = 0, 0
 
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return -(-self.shard_size // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else torch.arange(self.num_samples)
+        order = shard_order(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
         for i in range(self.start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
 
@@ -98,9 +136,12 @@ class LoaderBatches:
     """A DataLoader (workers, pinned memory, persistent workers) for samples read from disk."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, seed: int,
-                 device: torch.device, num_workers: int) -> None:
-        self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed)
+                 device: torch.device, num_workers: int, transform: Optional[Transform] = None,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, rank, world_size)
+        self.dataset, self.num_workers, self.shuffle, self.seed = dataset, num_workers, shuffle, seed
         self.device = device
+        self.transform = transform
         self.loader = torch.utils.data.DataLoader(
             dataset,
             batch_sampler=self.sampler,
@@ -109,25 +150,32 @@ class LoaderBatches:
             persistent_workers=num_workers > 0,
         )
 
+    def shard(self, rank: int, world_size: int, batch_size: int) -> LoaderBatches:
+        return LoaderBatches(self.dataset, batch_size, self.shuffle, self.seed, self.device, self.num_workers,
+                             self.transform, rank, world_size)
+
     def __len__(self) -> int:
         return len(self.sampler)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[list[Tensor]]:
         self.sampler.epoch, self.sampler.start = epoch, start
         for batch in self.loader:
-            yield [t.to(self.device, non_blocking=True) for t in batch]
+            batch = [t.to(self.device, non_blocking=True) for t in batch]
+            yield batch if self.transform is None else [self.transform(batch[0]), *batch[1:]]
 
     def __iter__(self) -> Iterator[list[Tensor]]:
         return self.batches()
 
 
 def in_memory_splits(
-    splits: dict[str, Sequence[Tensor]], batch_size: int, seed: int, device: torch.device, info: dict[str, Any]
+    splits: dict[str, Sequence[Tensor]], batch_size: int, seed: int, device: torch.device, info: dict[str, Any],
+    train_transform: Optional[Transform] = None,
 ) -> Data:
-    """Move each split's tensors to ``device`` once and wrap them as batches (only train is shuffled)."""
+    """Move each split's tensors to ``device`` once and wrap them as batches (only train is shuffled and transformed)."""
     return Data(
         **{
-            name: TensorBatches([t.to(device) for t in tensors], batch_size, shuffle=name == "train", seed=seed)
+            name: TensorBatches([t.to(device) for t in tensors], batch_size, shuffle=name == "train", seed=seed,
+                                transform=train_transform if name == "train" else None)
             for name, tensors in splits.items()
         },
         info=info,

@@ -1,9 +1,12 @@
 """Image data: bundled 8×8 digits (offline), MNIST / Fashion-MNIST / CIFAR-10, and image folders.
 
 Digits, MNIST, Fashion-MNIST and CIFAR-10 fit in memory, so they are read once
-into uint8 tensors and served on the in-memory fast path, normalized with the
-training split's per-channel mean and standard deviation. Only an image folder
+into uint8 tensors and served on the in-memory fast path, standardized with
+the training split's per-channel statistics (scaled to [-1, 1] for generation). Only an image folder
 (decoded from disk per sample) goes through a DataLoader with workers.
+
+``data.augment=none|light|strong`` augments the training split on the device
+(:mod:`ptlab.data.augment`); digits and MNIST are never flipped, the others may be.
 
 The public sets are read from their original files (MNIST's IDX files,
 CIFAR-10's python batches) under ``data.root``; ``data.download=true`` fetches
@@ -21,13 +24,14 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt, NonNegativeInt
+from ptlab.data.augment import AugmentPreset, image_augment
 from ptlab.data.loaders import Data, LoaderBatches, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
 
 
 def digits(
-    *, batch_size: PositiveInt = 64, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.15,
-    split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+    *, batch_size: PositiveInt = 64, augment: AugmentPreset = "none", val_fraction: Fraction = 0.15,
+    test_fraction: Fraction = 0.15, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Scikit-learn's bundled handwritten digits: 1,797 grey 8×8 images, 10 classes."""
     from sklearn.datasets import load_digits
@@ -38,30 +42,34 @@ def digits(
     labels = torch.tensor(bunch.target, dtype=torch.long)
     index = carve_splits(bunch.target, {"test": test_fraction, "val": val_fraction}, split_seed, stratify=True)
     parts = {name: (images[index[name]], labels[index[name]]) for name in ("train", "val", "test")}
-    return image_tensors(parts, batch_size, seed, device)
+    return image_tensors(parts, batch_size, seed, device, symmetric=target_kind == "generation", augment=augment,
+                         flip=False)
 
 
 def mnist(
     *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
-    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+    augment: AugmentPreset = "none", val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str,
+    device: torch.device, seed: int,
 ) -> Data:
     """MNIST handwritten digits: 70,000 grey 28×28 images (the original IDX files)."""
     return _idx_dataset("MNIST", "mnist", root, download, batch_size, val_fraction, split_seed, target_kind, device,
-                        seed)
+                        seed, augment=augment, flip=False)
 
 
 def fashion_mnist(
     *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
-    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+    augment: AugmentPreset = "none", val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str,
+    device: torch.device, seed: int,
 ) -> Data:
     """Fashion-MNIST: 70,000 grey 28×28 images of clothing, 10 classes (the original IDX files)."""
     return _idx_dataset("FashionMNIST", "fashion_mnist", root, download, batch_size, val_fraction, split_seed,
-                        target_kind, device, seed)
+                        target_kind, device, seed, augment=augment, flip=True)
 
 
 def cifar10(
     *, root: str = "~/.cache/ptlab/data", download: bool = False, batch_size: PositiveInt = 128,
-    val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
+    augment: AugmentPreset = "none", val_fraction: Fraction = 0.1, split_seed: int = 0, target_kind: str,
+    device: torch.device, seed: int,
 ) -> Data:
     """CIFAR-10: 60,000 colour 32×32 images, 10 classes (the original python batches)."""
     _expect_classification("cifar10", target_kind)
@@ -73,15 +81,19 @@ def cifar10(
     batches = [_read_cifar_batch(folder / name) for name in names]
     train_x = torch.cat([b[0] for b in batches[:5]])
     train_y = torch.cat([b[1] for b in batches[:5]])
-    return _with_val_split(train_x, train_y, batches[5], batch_size, val_fraction, split_seed, device, seed)
+    return _with_val_split(train_x, train_y, batches[5], batch_size, val_fraction, split_seed, device, seed,
+                           symmetric=target_kind == "generation", augment=augment, flip=True)
 
 
 def image_folder(
     *, root: PathThatExists, image_size: PositiveInt = 32, channels: Literal[1, 3] = 3, batch_size: PositiveInt = 64,
-    val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.15, split_seed: int = 0,
-    num_workers: NonNegativeInt = 2, target_kind: str, device: torch.device, seed: int,
+    augment: AugmentPreset = "none", val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.15,
+    split_seed: int = 0, num_workers: NonNegativeInt = 2, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
-    """Your images: class subfolders (torchvision's ImageFolder layout), or train/ val/ test/ each in it."""
+    """Your images: class subfolders (torchvision's ImageFolder layout), or train/ val/ test/ each in it.
+
+    ``augment`` may flip them: pictures of things, not of text or digits.
+    """
     from torchvision import datasets
     from torchvision.transforms import v2
 
@@ -114,34 +126,51 @@ def image_folder(
     for name in (*wanted, "train"):
         splits[name] = torch.utils.data.Subset(train_set, index[name].tolist())
     info = {"in_channels": channels, "image_size": image_size, "num_classes": len(train_set.classes)}
+    half = torch.tensor(0.5, device=device)  # the Normalize above
+    train_transform = image_augment(augment, flip=True, mean=half, std=half)
     return Data(
-        **{name: LoaderBatches(part, batch_size, name == "train", seed, device, num_workers) for name, part in splits.items()},
+        **{name: LoaderBatches(part, batch_size, name == "train", seed, device, num_workers,
+                               transform=train_transform if name == "train" else None)
+           for name, part in splits.items()},
         info=info,
     )
 
 
 def image_tensors(parts: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int, seed: int,
-                  device: torch.device) -> Data:
-    """uint8 N×C×H×W images → float tensors normalized with the training split's channel statistics."""
+                  device: torch.device, symmetric: bool = False, augment: AugmentPreset = "none",
+                  flip: bool = False) -> Data:
+    """uint8 N×C×H×W images → float tensors.
+
+    For classification, pixels are standardized with the training split's
+    channel statistics; for generation (``symmetric``) they are scaled to
+    [-1, 1], the range of a generator's tanh output. ``augment`` (with a
+    horizontal ``flip`` only if the data allows it) transforms training batches.
+    """
     train_images = parts["train"][0].float() / 255
-    mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
-    std = train_images.std(dim=(0, 2, 3), keepdim=True)
+    if symmetric:
+        mean, std = torch.tensor(0.5), torch.tensor(0.5)
+    else:
+        mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
+        std = train_images.std(dim=(0, 2, 3), keepdim=True)
     splits = {name: (((x.float() / 255) - mean) / std, y) for name, (x, y) in parts.items()}
     _, channels, height, _ = train_images.shape
     num_classes = int(max(y.max() for _, y in parts.values())) + 1
+    train_transform = image_augment(augment, flip=flip, mean=mean.to(device), std=std.to(device))
     return in_memory_splits(splits, batch_size, seed, device,
-                            {"in_channels": channels, "image_size": height, "num_classes": num_classes})
+                            {"in_channels": channels, "image_size": height, "num_classes": num_classes},
+                            train_transform=train_transform)
 
 
-def _with_val_split(train_x, train_y, test, batch_size, val_fraction, split_seed, device, seed) -> Data:
+def _with_val_split(train_x, train_y, test, batch_size, val_fraction, split_seed, device, seed, symmetric, *,
+                    augment: AugmentPreset, flip: bool) -> Data:
     index = carve_splits(train_y.numpy(), {"val": val_fraction}, split_seed, stratify=True)
     train, val = index["train"], index["val"]
     parts = {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]), "test": test}
-    return image_tensors(parts, batch_size, seed, device)
+    return image_tensors(parts, batch_size, seed, device, symmetric, augment=augment, flip=flip)
 
 
 def _idx_dataset(name, data_name, root, download, batch_size, val_fraction, split_seed, target_kind, device,
-                 seed) -> Data:
+                 seed, *, augment: AugmentPreset, flip: bool) -> Data:
     """MNIST-style data from ``root/NAME/raw``: torchvision's folder (``name``) for ``data=data_name``."""
     _expect_classification(data_name, target_kind)
     folder = Path(root).expanduser() / name / "raw"
@@ -155,7 +184,8 @@ def _idx_dataset(name, data_name, root, download, batch_size, val_fraction, spli
             raise ConfigError(f"data.root: {folder} holds {kind} images of shape {tuple(images.shape)} and labels of "
                               f"shape {tuple(labels.shape)}; they should be N×H×W and N")
     return _with_val_split(train_x.unsqueeze(1), train_y.long(), (test_x.unsqueeze(1), test_y.long()),
-                           batch_size, val_fraction, split_seed, device, seed)
+                           batch_size, val_fraction, split_seed, device, seed, target_kind == "generation",
+                           augment=augment, flip=flip)
 
 
 def read_idx(path: Path) -> torch.Tensor:
@@ -228,5 +258,7 @@ def _download(name: str, root: str) -> None:
 
 
 def _expect_classification(name: str, target_kind: str) -> None:
-    if target_kind != "classification":
-        raise ConfigError(f"data={name} holds class labels but objective is {target_kind}; use objective=classification")
+    """Images with class labels serve classification and generation (which ignores the labels)."""
+    if target_kind not in ("classification", "generation"):
+        raise ConfigError(f"data={name} holds labelled images but objective is {target_kind}; "
+                          "use objective=classification or task=gan")

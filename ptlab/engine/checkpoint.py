@@ -4,6 +4,8 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
 
     format_version, ptlab_version, torch_version,
     config       the resolved run config as a plain dict
+    data_info    what the data told the model (in_channels, image_size, num_classes, ...)
+    tokenizer    text data: its Hugging Face tokenizer as a JSON string; None otherwise
     model        state_dict of the whole task model (no ``module.`` / ``_orig_mod.`` prefixes)
     optimizers   {name: optimizer.state_dict()}
     schedulers   {name: scheduler.state_dict()}

@@ -121,13 +121,16 @@ def newest_valid(folder: Path) -> tuple[dict[str, Any], Path] | None:
 class Checkpointer(Callback):
     """Writes last.pt, step checkpoints and best.pt at the moments the config asks for."""
 
-    def __init__(self, folder: Path, every_n_steps: int | None, keep_last: int) -> None:
+    def __init__(self, folder: Path, every_n_steps: int | None, keep_last: int, write: bool = True) -> None:
         self.folder = folder
         self.every_n_steps = every_n_steps
         self.keep_last = keep_last
+        self.write = write  # False on torchrun ranks other than 0: they join in making the payload, rank 0 writes
         self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the newest last.pt
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        if not self.write:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; never a complete file
             stale.unlink()
@@ -137,19 +140,22 @@ class Checkpointer(Callback):
         step = trainer.state.step
         if self.saved_at == (step, trainer.state.epoch):
             return
+        payload = trainer.checkpoint()  # on every rank: it gathers their random states
+        self.saved_at = (step, trainer.state.epoch)
+        if not self.write:
+            return
         last = self.folder / "last.pt"
         if self.keep_last:
             step_file = self.folder / f"step-{step:08d}.pt"
-            save_atomic(trainer.checkpoint(), step_file)
+            save_atomic(payload, step_file)
             self.manifest.record(step_file, step)
             link = self.folder / f".last.pt.{os.getpid()}.tmp"
             os.link(step_file, link)  # the same bytes, written once
             os.replace(link, last)
             fsync_dir(self.folder)
         else:
-            save_atomic(trainer.checkpoint(), last)
+            save_atomic(payload, last)
         self.manifest.record(last, step)
-        self.saved_at = (step, trainer.state.epoch)
         self._prune()
 
     def _prune(self) -> None:
@@ -167,16 +173,19 @@ class Checkpointer(Callback):
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         if improved:
-            best = self.folder / "best.pt"
-            save_atomic(trainer.checkpoint(best=True), best)
-            self.manifest.record(best, trainer.state.step)
+            payload = trainer.checkpoint(best=True)
+            if self.write:
+                best = self.folder / "best.pt"
+                save_atomic(payload, best)
+                self.manifest.record(best, trainer.state.step)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         self.save_last(trainer)
 
     def on_interrupt(self, trainer: Trainer) -> None:
         self.save_last(trainer)
-        log.info("saved %s at step %d", self.folder / "last.pt", trainer.state.step)
+        if self.write:
+            log.info("saved %s at step %d", self.folder / "last.pt", trainer.state.step)
 
     def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.save_last(trainer)

@@ -27,8 +27,8 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
+    def backward(self, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward(inputs=inputs)
 
     def unscale(self, optimizer: torch.optim.Optimizer) -> None:
         """Bring gradients back to their true scale (before clipping)."""
@@ -36,8 +36,13 @@ class Precision:
             self.scaler.unscale_(optimizer)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Step one optimizer (skipped by the scaler when its gradients overflowed)."""
         if self.scaler:
             self.scaler.step(optimizer)
-            self.scaler.update()
         else:
             optimizer.step()
+
+    def update(self) -> None:
+        """Adjust the loss scale once per training step, after every optimizer has stepped."""
+        if self.scaler:
+            self.scaler.update()

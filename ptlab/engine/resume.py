@@ -23,7 +23,7 @@ log = logging.getLogger("ptlab")
 CHANGEABLE = (
     "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
     "trainer.val_every_n_epochs", "trainer.early_stopping.", "checkpoint.every_n_steps", "checkpoint.keep_last",
-    "checkpoint.save",
+    "checkpoint.save", "sweep.",
 )
 
 

@@ -2,11 +2,15 @@
 
     for each epoch:
         for each batch (from the saved position when resuming):
-            loss = objective.loss(model, batch) / batches in this accumulation window
-            loss.backward()
-            at the end of a window: clip, optimizer.step(), zero_grad, scheduler.step()
+            objective.training_step(model, batch, trainer)
+                loss = ...                       # the task's formula
+                trainer.optimize("main", loss)   # (loss / window).backward(); at the end of an
+                                                 # accumulation window: clip, step, zero_grad, schedule
         validate every N epochs; keep the best weights by the monitored metric
     test with the best weights
+
+A GAN's objective calls ``optimize`` twice per batch ("discriminator", then
+"generator"): two players, one loop.
 
 Metrics stay on the device between logging points: ``.item()`` is called every
 ``log_every_n_steps`` steps and at epoch end, never per step. Signals only set
@@ -28,6 +32,7 @@ import torch
 from ptlab.config import trainer_settings
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
+from ptlab.engine.distributed import all_sum, any_rank, gather
 from ptlab.engine.precision import Precision
 from ptlab.errors import PtlabError
 
@@ -59,6 +64,7 @@ class LoopState:
     samples: int = 0  # training samples seen
     train_seconds: float = 0.0
     validated_at_step: int = -1  # the step of the latest validation
+    world_size: int = 1  # processes that trained (torchrun)
 
 
 @dataclass
@@ -97,18 +103,29 @@ class Trainer:
         self.settings = trainer_settings(cfg)
         self.callbacks = callbacks
         self.model = run.model
+        self.world = run.world
         self.train_model = torch.compile(run.model) if self.settings.compile else run.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [run.device.index] if run.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
         self.precision = Precision(self.settings.precision, run.device)
-        self.state = LoopState()
+        self.state = LoopState(world_size=self.world.size)
         self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, self.settings.early_stopping.min_delta)
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.metric_fns = run.metric_fns
         self._stop_reason: str | None = None
         self._signal: int | None = None
-        self._loss_sum = torch.zeros((), device=run.device)
-        self._loss_count = 0
+        self._log_sums: dict[str, torch.Tensor] = {}  # training logs summed on the device between log points
+        self._log_counts: dict[str, int] = {}
+        self._window, self._window_ends = 1, True
         self._params = [p for p in self.model.parameters() if p.requires_grad]
-        self._steppers = [(optimizer, run.schedulers[name]) for name, optimizer in run.optimizers.items()]
+        several = len(run.optimizers) > 1
+        self._inputs = {
+            name: [p for group in optimizer.param_groups for p in group["params"]] if several else None
+            for name, optimizer in run.optimizers.items()
+        }
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -126,14 +143,14 @@ class Trainer:
                 batches_per_epoch = len(train)
                 for batch in train.batches(s.epoch, start=s.batch_in_epoch):
                     self._train_on(batch, batches_per_epoch)
-                    if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == batches_per_epoch:
-                        self._optimizer_step()
-                        if self._stop_reason or self._signal or (t.max_steps is not None and s.step >= t.max_steps):
+                    if self._window_ends:
+                        self._end_step()
+                        if self._interrupted() or self._stop_reason or (t.max_steps is not None and s.step >= t.max_steps):
                             break
                 s.train_seconds += time.perf_counter() - started
-                if self._signal:
+                if self._interrupted():
                     self._emit("on_interrupt")
-                    raise TrainingInterrupted(self._signal)
+                    raise TrainingInterrupted(self._signal or signal.SIGTERM)
                 if s.batch_in_epoch == batches_per_epoch:
                     s.epoch, s.batch_in_epoch = s.epoch + 1, 0
                     if s.epoch % t.val_every_n_epochs == 0 or self._budget_spent():
@@ -146,45 +163,63 @@ class Trainer:
         return self._finish()
 
     def _train_on(self, batch, batches_per_epoch: int) -> None:
-        """Forward and backward for one batch; the loss is averaged over its accumulation window."""
+        """One batch: the objective computes its losses and hands each to :meth:`optimize`."""
         s, accum = self.state, self.settings.grad_accum
+        window_start = s.batch_in_epoch - s.batch_in_epoch % accum
+        self._window = min(accum, batches_per_epoch - window_start)
+        self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
         with self.precision.autocast():
-            loss, _, _ = self.run.objective.loss(self.train_model, batch)
-        self._loss_sum.add_(loss.detach())
-        if accum > 1:
-            window_start = s.batch_in_epoch - s.batch_in_epoch % accum
-            loss = loss / min(accum, batches_per_epoch - window_start)
-        self.precision.backward(loss)
-        self._loss_count += 1
+            logs = self.run.objective.training_step(self.train_model, batch, self)
+        sums, counts = self._log_sums, self._log_counts
+        for key, value in logs.items():
+            if key in sums:
+                sums[key].add_(value.detach())
+                counts[key] += 1
+            else:
+                sums[key], counts[key] = value.detach().float().clone(), 1
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
 
-    def _optimizer_step(self) -> None:
-        t = self.settings
-        for optimizer, scheduler in self._steppers:
-            if t.grad_clip:
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Backpropagate ``loss`` into optimizer ``name``'s parameters; step it when the window ends.
+
+        The loss is averaged over the batches of the accumulation window. With
+        several optimizers (a GAN), gradients flow only into the named
+        optimizer's parameters, so the generator's loss leaves no gradient in
+        the discriminator.
+        """
+        if self._window > 1:
+            loss = loss / self._window
+        self.precision.backward(loss, self._inputs[name])
+        if self._window_ends:
+            optimizer = self.run.optimizers[name]
+            if self.settings.grad_clip:
                 self.precision.unscale(optimizer)
-                torch.nn.utils.clip_grad_norm_(self._params, t.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self._inputs[name] or self._params, self.settings.grad_clip)
             self.precision.step(optimizer)
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            self.run.schedulers[name].step()
+
+    def _end_step(self) -> None:
+        self.precision.update()
         self.state.step += 1
-        if self.state.step % t.log_every_n_steps == 0:
+        if self.state.step % self.settings.log_every_n_steps == 0:
             self._log_training()
         self._emit("on_step_end")
 
     def _log_training(self) -> None:
-        if not self._loss_count:
+        if not self._log_sums:
             return
-        loss = (self._loss_sum / self._loss_count).item()
-        self._loss_sum.zero_()
-        self._loss_count = 0
-        if not math.isfinite(loss):
+        means = torch.stack([value / self._log_counts[key] for key, value in self._log_sums.items()])
+        means = all_sum(means) / self.world.size  # the mean over ranks: every rank logs and judges the same numbers
+        metrics = {f"train/{key}": value for key, value in zip(self._log_sums, means.tolist())}
+        self._log_sums.clear()
+        broken = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if broken:
             raise NonFiniteLoss(
-                f"train/loss is {loss} at step {self.state.step}; lower optimizer.lr or set trainer.grad_clip. "
-                "The last checkpoint written before this point is intact."
+                f"{', '.join(f'{k} is {v}' for k, v in broken.items())} at step {self.state.step}; lower optimizer.lr "
+                "or set trainer.grad_clip. The last checkpoint written before this point is intact."
             )
-        metrics = {"train/loss": loss}
         for name, optimizer in self.run.optimizers.items():
             key = "train/lr" if len(self.run.optimizers) == 1 else f"train/lr_{name}"
             metrics[key] = optimizer.param_groups[0]["lr"]
@@ -197,6 +232,7 @@ class Trainer:
         """Mean loss and every metric of the objective on ``split`` ("val" or "test")."""
         self.model.eval()
         objective = self.run.objective
+        objective.start_evaluation()
         for fn in self.metric_fns.values():
             fn.reset()
         loss_sum = torch.zeros((), device=self.run.device)
@@ -209,7 +245,8 @@ class Trainer:
             prediction = objective.predict(output)
             for fn in self.metric_fns.values():
                 fn.update(prediction, target)
-        results = {f"{split}/loss": (loss_sum / max(count, 1)).item()}
+        totals = all_sum(torch.stack([loss_sum, torch.tensor(float(count), device=loss_sum.device)]))
+        results = {f"{split}/loss": (totals[0] / totals[1].clamp(min=1)).item()}
         results.update({f"{split}/{name}": float(fn.compute()) for name, fn in self.metric_fns.items()})
         return results
 
@@ -248,11 +285,13 @@ class Trainer:
             "ptlab_version": __version__,
             "torch_version": str(torch.__version__),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "data_info": {k: v for k, v in self.run.data.info.items() if isinstance(v, (int, float, str, bool))},
+            "tokenizer": self.run.data.tokenizer,  # text data: Hugging Face JSON, so eval/generate see the same ids
             "model": self.best_weights if best else clean_state_dict(self.model),
             "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
             "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
             "scaler": self.precision.scaler.state_dict() if self.precision.scaler and not best else None,
-            "rng": rng_state(),
+            "rng": rng_state() if not self.world.distributed else gather(rng_state(), self.world),
             "loop": asdict(self.state),
             "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
         }
@@ -270,7 +309,15 @@ class Trainer:
         for key, value in payload["best"].items():
             setattr(self.best, key, value)
         self.best_weights = best_weights
-        set_rng_state(payload["rng"])
+        rng = payload["rng"]
+        if isinstance(rng, list):  # one state per rank of a torchrun job
+            rng = rng[self.world.rank] if len(rng) == self.world.size else rng[0]
+        set_rng_state(rng)
+        if self.state.world_size != self.world.size:
+            log.warning("resuming a %d-process run with %d processes: the data order continues exactly (the global "
+                        "batch is unchanged unless data.batch_size_per_device is set); random streams such as "
+                        "dropout restart from rank 0's", self.state.world_size, self.world.size)
+            self.state.world_size = self.world.size
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -283,6 +330,10 @@ class Trainer:
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
+
+    def _interrupted(self) -> bool:
+        """A signal arrived here, or on any rank of a torchrun job (all ranks stop at the same step)."""
+        return any_rank(self._signal is not None, self.run.device) if self.world.distributed else self._signal is not None
 
     def _budget_spent(self) -> bool:
         t, s = self.settings, self.state

@@ -49,8 +49,12 @@ class SimpleCNN(nn.Module):
         return self.head(self.features(x))  # logits
 
 
-def resnet18(in_channels: int, num_classes: int, pretrained: bool = False) -> nn.Module:
-    """torchvision's ResNet-18, with the first convolution and the head fitted to the data."""
+def resnet18(in_channels: int, num_classes: int, pretrained: bool = False, dropout: Probability = 0.0) -> nn.Module:
+    """torchvision's ResNet-18, with the first convolution and the head fitted to the data.
+
+    ``dropout`` acts on the pooled features, just before the final linear layer;
+    it lives in the (parameter-free) pooling module, so weight names do not change.
+    """
     from torchvision import models
 
     weights = None
@@ -63,4 +67,6 @@ def resnet18(in_channels: int, num_classes: int, pretrained: bool = False) -> nn
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     if num_classes != net.fc.out_features:
         net.fc = nn.Linear(net.fc.in_features, num_classes)
+    if dropout:
+        net.avgpool = nn.Sequential(net.avgpool, nn.Dropout(dropout))
     return net

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterable, Protocol, Sequence
 
 from torch import Tensor, nn
+
+
+class Optimize(Protocol):
+    """What the trainer offers an objective during a training step."""
+
+    def optimize(self, name: str, loss: Tensor) -> None:
+        """Backpropagate ``loss`` into optimizer ``name`` (and step it at the end of the window)."""
 
 
 class Objective:
@@ -16,6 +23,23 @@ class Objective:
     def loss(self, model: nn.Module, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """(scalar loss, model output, target) for one batch."""
         raise NotImplementedError
+
+    def training_step(self, model: nn.Module, batch: Sequence[Tensor], trainer: Optimize) -> dict[str, Tensor]:
+        """Compute the losses of one batch, hand each to ``trainer.optimize``; return what to log as train/*."""
+        loss, _, _ = self.loss(model, batch)
+        trainer.optimize("main", loss)
+        return {"loss": loss}
+
+    def parameters(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
+        """Trainable parameters per optimizer name; one optimizer, "main", by default."""
+        return {"main": [p for p in model.parameters() if p.requires_grad]}
+
+    def start_evaluation(self) -> None:
+        """Called before each evaluation pass (e.g. to reset a fixed evaluation noise)."""
+
+    def callbacks(self, run_dir: Any) -> list:
+        """Extra trainer callbacks this objective needs (e.g. sample grids); none by default."""
+        return []
 
     def predict(self, output: Tensor) -> Tensor:
         """What the metrics compare with the target (class ids, regression values)."""

@@ -1,0 +1,92 @@
+"""Distributed data parallel under torchrun: one process per device, rank 0 does the talking.
+
+torchrun sets RANK, LOCAL_RANK, WORLD_SIZE (and the rendezvous) in each
+process's environment; ptlab reads them, joins the process group (gloo on CPU,
+nccl on CUDA) and then:
+
+- every rank trains on its shard of each epoch (``rank``-th of every
+  ``world_size`` samples of the epoch's permutation, see TensorBatches);
+- gradients are averaged by DistributedDataParallel, validation metrics are
+  all-reduced, so every rank takes the same decisions (best, early stop);
+- only rank 0 makes the run directory, logs, writes TensorBoard and checkpoints;
+  the others use rank 0's run directory, whatever second they started in.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def world_from_env() -> World:
+    """The process's place in a torchrun job (a world of one outside torchrun)."""
+    return World(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+                 int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def join(world: World, device_type: str) -> None:
+    """Join the process group once (gloo on CPU, nccl on CUDA)."""
+    if world.distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+
+
+def leave() -> None:
+    """Destroy the process group (only after the DDP model, optimizers and loaders are released)."""
+    if dist.is_initialized():
+        gc.collect()  # a DDP model kept alive by a reference cycle must go before its process group
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def broadcast(value: Any, world: World) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(value: Any, world: World) -> list[Any]:
+    """Every rank's ``value``, in rank order (on every rank)."""
+    if not world.distributed:
+        return [value]
+    out: list[Any] = [None] * world.size
+    dist.all_gather_object(out, value)
+    return out
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks in place (a no-op outside torchrun)."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if it is true on any rank (so all ranks stop at the same step)."""
+    if not dist.is_initialized():
+        return flag
+    box = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item())

@@ -1,0 +1,53 @@
+"""Where a sweep and its jobs live, named by what they are so that a re-run finds them.
+
+    outputs/<task>/multirun/<sweep key>/<job key>/
+
+The sweep key hashes the command line's overrides (not Hydra's own, not ``resume``
+or ``sweep.*``): the same command, in any order, gives the same folder. The job
+key hashes the job's resolved config (without ``hydra``, ``resume`` and
+``sweep``): the same config gives the same job folder, whichever sweeper asked
+for it and at which position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Sequence
+
+# Top-level keys that do not change what a job computes.
+NOT_PART_OF_A_JOB = ("hydra", "resume", "sweep")
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def job_key(*, _root_: Any) -> str:
+    """``${ptlab.job_key:}``: 10 hex digits of the SHA-256 of the job's resolved config."""
+    from omegaconf import OmegaConf
+
+    plain = {}
+    for key in _root_:
+        if key not in NOT_PART_OF_A_JOB:
+            value = _root_[key]
+            plain[str(key)] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return digest(json.dumps(plain, sort_keys=True, default=str), 10)
+
+
+def _override_key(arg: str) -> str:
+    return arg.partition("=")[0].lstrip("+~")
+
+
+def with_sweep_dir(args: Sequence[str], task: str) -> list[str]:
+    """``-m`` without ``hydra.sweep.dir=``: add ``hydra.sweep.dir=outputs/<task>/multirun/<sweep key>``."""
+    args = list(args)
+    if not any(a in MULTIRUN_FLAGS for a in args) or any(_override_key(a) == "hydra.sweep.dir" for a in args):
+        return args
+    defining = sorted(
+        a for a in args
+        if "=" in a and not a.startswith("-") and not _override_key(a).startswith(("hydra.", "hydra/"))
+        and _override_key(a) != "resume" and not _override_key(a).startswith("sweep.")
+    )
+    return [*args, f"hydra.sweep.dir=outputs/{task}/multirun/{digest(chr(10).join(defining), 8)}"]

@@ -1,0 +1,109 @@
+"""torchrun: one run directory, sharded epochs, all-reduced metrics, resumable with any number of processes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import read_metrics, run_ptlab, subprocess_env
+
+TIMEOUT = 240  # a hung rank must not hang the suite
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str, cwd: Path, nproc: int = 2, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", *extra,
+           "-m", "ptlab", "train", *args]
+    if not extra:
+        cmd[3:3] = ["--master_addr=127.0.0.1", f"--master_port={free_port()}"]
+    return subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_shard_order_covers_the_global_batches() -> None:
+    from ptlab.data.loaders import TensorBatches
+
+    x = torch.arange(10)
+    whole = [b[0].tolist() for b in TensorBatches([x], 4, shuffle=True, seed=3).batches(epoch=1)]
+    ranks = [[b[0].tolist() for b in TensorBatches([x], 4, shuffle=True, seed=3).shard(r, 2, 2).batches(epoch=1)]
+             for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 3
+    for i in range(2):  # full batches: the union over ranks is the unsharded batch
+        assert sorted(ranks[0][i] + ranks[1][i]) == sorted(whole[i])
+    evaluated = [TensorBatches([x], 4, shuffle=False, seed=3).shard(r, 3, 2) for r in range(3)]
+    assert sorted(v for part in evaluated for b in part.batches() for v in b[0].tolist()) == list(range(10))
+
+
+def test_two_processes_one_run_directory_and_the_same_accuracy(workdir: Path) -> None:
+    args = ["task=logreg", "trainer.max_epochs=20", "trainer.progress=plain"]
+    proc = torchrun(*args, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((workdir / "outputs" / "logreg").iterdir())
+    assert len(runs) == 1, runs  # no per-rank folders
+    run_dir = runs[0]
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "checkpoints" / "last.pt").exists()
+    ddp = read_metrics(run_dir)
+    single = workdir / "single"
+    run_ptlab("train", *args, f"hydra.run.dir={single}", cwd=workdir, check=True)
+    one = read_metrics(single)
+    assert ddp["step"] == one["step"]  # the global batch is unchanged
+    assert abs(ddp["test/acc"] - one["test/acc"]) <= 0.035  # within noise (one or two of 86 test rows)
+    payload = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert payload["loop"]["world_size"] == 2 and isinstance(payload["rng"], list) and len(payload["rng"]) == 2
+
+
+def test_resume_with_the_same_and_another_number_of_processes(workdir: Path) -> None:
+    common = ["task=cnn", "data.batch_size=32", "model.channels=[8,16]", "scheduler=constant", "trainer.progress=plain"]
+    reference, stopped = workdir / "reference", workdir / "stopped"
+    assert torchrun(*common, "trainer.max_epochs=2", f"hydra.run.dir={reference}", cwd=workdir).returncode == 0
+    assert torchrun(*common, "trainer.max_epochs=1", f"hydra.run.dir={stopped}", cwd=workdir).returncode == 0
+    proc = torchrun(*common, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={stopped}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(reference / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # M = N: exact
+    proc = run_ptlab("train", *common, "trainer.max_epochs=3", "resume=auto", f"hydra.run.dir={stopped}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming a 2-process run with 1 processes" in (stopped / "train.log").read_text()
+    assert read_metrics(stopped)["epoch"] == 3
+
+
+def test_two_nodes_on_loopback(workdir: Path) -> None:
+    port = free_port()
+    procs = []
+    for node in range(2):
+        rdzv = ["--nnodes=2", f"--node_rank={node}", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+                "--rdzv_id=ptlab-test"]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", *rdzv, "-m", "ptlab", "train",
+               "task=logreg", "trainer.max_epochs=2", "trainer.progress=plain"]
+        procs.append(subprocess.Popen(cmd, cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, err[-3000:]
+    runs = list((workdir / "outputs" / "logreg").iterdir())
+    assert len(runs) == 1 and read_metrics(runs[0])["epoch"] == 2
+
+
+def test_batch_size_must_split_across_processes(workdir: Path) -> None:
+    proc = torchrun("task=logreg", "data.batch_size=33", "trainer.max_epochs=1", cwd=workdir)
+    assert proc.returncode != 0 and "data.batch_size: 33 does not split across 2 processes" in proc.stderr
+    ok = torchrun("task=logreg", "data.batch_size=33", "+data.batch_size_per_device=8", "trainer.max_epochs=1",
+                  "trainer.progress=plain", f"hydra.run.dir={workdir / 'run'}", cwd=workdir)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert read_metrics(workdir / "run")["step"] == 25  # 398 rows, 16 per global step
+
+
+@pytest.mark.parametrize("task", ["gan"])
+def test_several_optimizers_are_refused_clearly(workdir: Path, task: str) -> None:
+    proc = torchrun(f"task={task}", "trainer.max_epochs=1", cwd=workdir)
+    assert proc.returncode != 0 and "torchrun (DDP) does not support objectives with several optimizers" in proc.stderr

@@ -1,0 +1,91 @@
+"""The gan task: two players on the shared trainer, sample grids, a Fréchet distance that means something."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import ptlab
+from conftest import read_metrics, run_ptlab, tensorboard_scalars
+from ptlab.models.gan import DCGAN, MLPGAN, upsamplings
+from ptlab.objectives.fid import fid, real_images
+
+TINY_GAN = ["task=gan", "trainer.max_epochs=2", "trainer.log_every_n_steps=5", "trainer.progress=plain",
+            "model.width=16"]
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("gan")
+    run_dir = workdir / "run"
+    run_ptlab("train", *TINY_GAN, f"hydra.run.dir={run_dir}", cwd=workdir, check=True)
+    return run_dir
+
+
+def test_a_short_run_writes_grids_checkpoints_and_scores(gan_run: Path) -> None:
+    for epoch in (1, 2):
+        grid = Image.open(gan_run / "samples" / f"epoch_{epoch:03d}.png")
+        assert grid.size == (73, 73)  # 64 samples of 8×8 in 8 columns, 1-pixel padding
+    payload = torch.load(gan_run / "checkpoints" / "last.pt", weights_only=True)
+    assert set(payload["optimizers"]) == {"discriminator", "generator"}
+    assert all(state["state"] for state in payload["optimizers"].values())
+    assert {k.split(".")[0] for k in payload["model"]} == {"generator", "discriminator"}
+    metrics = read_metrics(gan_run)
+    assert {"val/fid", "test/fid", "test/fid_real"} <= metrics.keys()
+    assert metrics["test/fid"] > metrics["test/fid_real"] > 0
+    scalars = tensorboard_scalars(gan_run / "tb")
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "val/fid"} <= scalars.keys()
+
+
+def test_generate_is_deterministic_per_seed(gan_run: Path, tmp_path: Path) -> None:
+    ckpt = gan_run / "checkpoints" / "best.pt"
+    outs = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        out = tmp_path / f"{name}.png"
+        proc = run_ptlab("generate", f"ckpt={ckpt}", "n=16", f"out={out}", f"seed={seed}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0] != outs[2]
+    assert Image.open(tmp_path / "a.png").size == (37, 37)  # 16 samples in 4 columns
+
+
+def test_generate_refuses_a_classifier_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_ptlab("train", "task=logreg", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path, check=True)
+    proc = run_ptlab("generate", f"ckpt={run_dir}/checkpoints/last.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "needs a GAN" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_frechet_distance_real_vs_real_is_small_and_noise_is_large() -> None:
+    run = ptlab.build(ptlab.compose(["task=gan"]))
+    test, _ = real_images(run.data.test)
+    metric = fid(run.data, run.device)
+    metric.update(test, test)
+    assert abs(float(metric.compute())) < 1e-3
+    metric.reset()
+    metric.update(torch.rand_like(test) * 2 - 1, test)
+    noise = float(metric.compute())
+    train, _ = real_images(run.data.train)
+    metric.reset()
+    metric.update(train[: len(test)], test)
+    assert noise > 10 * float(metric.compute())
+
+
+@pytest.mark.parametrize("size, expected", [(8, (2, 2)), (28, (2, 7)), (32, (4, 2)), (64, (4, 4))])
+def test_dcgan_is_sized_by_the_image(size: int, expected: tuple[int, int]) -> None:
+    assert upsamplings(size) == expected
+    for cls in (DCGAN, MLPGAN):
+        model = cls(in_channels=3, image_size=size)
+        images = model.sample(2)
+        assert images.shape == (2, 3, size, size) and images.abs().max() <= 1
+        assert model.discriminator(images).shape == (2, 1)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan_gp"])
+def test_other_losses_train(loss: str) -> None:
+    metrics = ptlab.train(ptlab.compose([*TINY_GAN, f"objective.loss={loss}", "trainer.max_steps=3",
+                                         "objective.d_steps=2"]))
+    assert torch.isfinite(torch.tensor(metrics["test/fid"]))

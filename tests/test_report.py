@@ -1,0 +1,89 @@
+"""`ptlab report`: PNG curves from TensorBoard events, report.md with the final metrics, sweep plots, sample grids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, run_ptlab
+from ptlab.cli import main
+from ptlab.tools.report import read_scalars, sweep_jobs, write_report
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """A real two-job sweep (Hydra's multirun folder) over the learning rate of logreg."""
+    workdir = tmp_path_factory.mktemp("report")
+    folder = workdir / "sweep"
+    proc = run_ptlab("train", "-m", "task=logreg", "optimizer.lr=0.01,0.5", *TINY, f"hydra.sweep.dir={folder}",
+                     cwd=workdir, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5_000, path
+
+
+def test_report_of_one_run(sweep: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(sweep_jobs(sweep)[0], run)
+    assert main(["report", str(run)]) == 0
+    out = run / "report"
+    page = (out / "report.md").read_text()
+    for name in ("loss", "acc", "lr"):
+        assert_png(out / f"curve_{name}.png")
+        assert f"(curve_{name}.png)" in page
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"{metrics['test/acc']:.4g}" in page and "| run | val/acc | val/loss | test/acc" in page
+    assert "optimizer.lr=0.01" in page and "Sweep" not in page and "Samples" not in page
+
+
+def test_report_of_a_sweep_plots_the_objective_against_the_swept_parameter(sweep: Path, tmp_path: Path) -> None:
+    page = write_report([sweep], tmp_path / "out")
+    text = page.read_text()
+    assert_png(tmp_path / "out" / "sweep_optimizer.lr.png")
+    assert_png(tmp_path / "out" / "curve_loss.png")
+    assert "val/loss vs each swept parameter" in text and "(sweep_optimizer.lr.png)" in text
+    assert "| optimizer.lr=0.01 |" in text and "| optimizer.lr=0.5 |" in text  # legend names: what differs
+    jobs = sweep_jobs(sweep)
+    assert len(jobs) == 2 and "optimizer.lr=0.01" in (jobs[0] / ".hydra" / "overrides.yaml").read_text()
+    best = min(json.loads((job / "metrics.json").read_text())["val/loss"] for job in jobs)
+    assert f"Best val/loss: {best:.6g}" in text
+
+
+def test_a_generative_run_shows_its_last_sample_grid(sweep: Path, tmp_path: Path) -> None:
+    import torch
+    from torchvision.utils import save_image
+
+    run = tmp_path / "gan_like"
+    shutil.copytree(sweep_jobs(sweep)[1], run)
+    (run / "samples").mkdir()
+    for epoch in (1, 2):  # PNG grids, as the sample-grid callback writes them
+        save_image(torch.rand(3, 16, 16), run / "samples" / f"epoch_{epoch:03d}.png")
+    page = write_report([run], tmp_path / "out").read_text()
+    assert "## Samples" in page and "epoch_002.png" in page and "epoch_001.png" not in page
+    assert (tmp_path / "out" / "samples_0.png").read_bytes() == (run / "samples" / "epoch_002.png").read_bytes()
+
+
+def test_a_resumed_run_keeps_the_last_value_per_step(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    before_kill = [(0, 1.0), (1, 2.0), (2, 3.0)]
+    after_resume_from_step_1 = [(2, 30.0), (3, 40.0)]  # a second event file repeats step 2
+    for points in (before_kill, after_resume_from_step_1):
+        writer = SummaryWriter(str(tmp_path))
+        for step, value in points:
+            writer.add_scalar("train/loss", value, step)
+        writer.close()
+    assert read_scalars(tmp_path)["train/loss"] == [(0, 1.0), (1, 2.0), (2, 30.0), (3, 40.0)]
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "is neither a ptlab run" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing")]) == 2

@@ -195,6 +195,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=11, help="interleaved timing rounds per task")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per measurement for every task (default: {DEFAULT_EPOCHS})")
+    parser.add_argument("--ddp", type=int, default=0, metavar="N",
+                        help="also time `ptlab train` per step in one process and under torchrun with N processes "
+                             "(logreg and cnn, wall time of the training loop, one thread per process)")
     return parser.parse_args()
 
 
@@ -222,6 +225,38 @@ def main() -> None:
         tokens = bench.run.data.train.batch_size * bench.run.data.train.block_size  # per step
         print(f"{task:<11} {bench.run.device.type:<6} {bench.steps:>5} {hand * 1e3:>13.2f} {ours * 1e3:>14.2f} "
               f"{ours / hand:>7.3f} {verdict(ours / hand)} {tokens / hand:>13,.0f} {tokens / ours:>14,.0f}")
+    if args.ddp:
+        print(f"{'task':<8} {'1 process ms/step':>18} {f'torchrun x{args.ddp} ms/step':>20} {'ratio':>7}")
+        for task in (t for t in tasks if t in ("logreg", "cnn")):
+            one, many = ddp_step_seconds(task, args.ddp)
+            print(f"{task:<8} {one * 1e3:>18.2f} {many * 1e3:>20.2f} {many / one:>7.3f}")
+
+
+def ddp_step_seconds(task: str, processes: int, epochs: int = 5) -> tuple[float, float]:
+    """Training seconds per optimizer step of ``ptlab train``: one process, then torchrun with ``processes``.
+
+    The global batch is the same in both (data.batch_size is split across
+    ranks), so the ratio is the price of DDP's all-reduce at this model size.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    launchers = ([], ["-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--master_addr=127.0.0.1",
+                      "--master_port=29531"])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    per_step = []
+    for launcher in launchers:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, *launcher, "-m", "ptlab", "train", f"task={task}", f"trainer.max_epochs={epochs}",
+                   "checkpoint.save=false", "trainer.progress=plain", f"hydra.run.dir={tmp}/run"]
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            metrics = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
+            per_step.append(metrics["train_seconds"] / metrics["step"])
+    return per_step[0], per_step[1]
 
 
 def compare(bench: Bench, rounds: int) -> tuple[float, float]:

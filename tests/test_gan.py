@@ -38,6 +38,27 @@ def test_a_short_run_writes_grids_checkpoints_and_scores(gan_run: Path) -> None:
     assert metrics["test/fid"] > metrics["test/fid_real"] > 0
     scalars = tensorboard_scalars(gan_run / "tb")
     assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "val/fid"} <= scalars.keys()
+    assert "samples" in tensorboard_images(gan_run / "tb")
+
+
+def tensorboard_images(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags |= set(acc.Tags()["images"])
+    return tags
+
+
+def test_generation_data_is_scaled_to_the_tanh_range() -> None:
+    run = ptlab.build(ptlab.compose(["task=gan"]))
+    images, _ = real_images(run.data.train)
+    assert images.min() == -1 and images.max() == 1
+    classifier = ptlab.build(ptlab.compose(["task=cnn"]))
+    standardized, _ = real_images(classifier.data.train)
+    assert abs(float(standardized.mean())) < 1e-4  # classification keeps standardized pixels
 
 
 def test_generate_is_deterministic_per_seed(gan_run: Path, tmp_path: Path) -> None:

@@ -50,19 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     command, rest = argv[0], argv[1:]
+    handlers = {"train": train_command, "eval": eval_command, "list": list_command, "generate": generate_command,
+                "lr-find": lr_find_command, "report": report_command}
     try:
-        if command == "train":
-            return train_command(rest)
-        if command == "eval":
-            return eval_command(rest)
-        if command == "list":
-            return list_command(rest)
-        if command == "generate":
-            return generate_command(rest)
-        if command == "lr-find":
-            return lr_find_command(rest)
-        if command == "report":
-            return report_command(rest)
+        if command in handlers:
+            return handlers[command](rest)
         from ptlab.registry import did_you_mean
 
         raise PtlabError(f"unknown command {command!r}. {did_you_mean(command, COMMANDS)}Commands: {', '.join(COMMANDS)}.")

@@ -7,10 +7,11 @@ the nearest valid name and leads to exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ptlab.errors import ConfigError
 from ptlab.registry import did_you_mean
@@ -58,16 +59,25 @@ def first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
     return out
 
 
-def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
-    """Compose like ``@hydra.main`` would; turn Hydra's errors into a ConfigError."""
-    from hydra import compose, initialize_config_dir
+@contextlib.contextmanager
+def hydra_context(config_dir: Path, job_name: str) -> Iterator[None]:
+    """Hydra initialized on ``config_dir`` (with ptlab's resolvers), as ``@hydra.main`` would be."""
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException
 
     register_resolvers()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name=config_name):
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name=job_name):
+        yield
+
+
+def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
+    """Compose like ``@hydra.main`` would; turn Hydra's errors into a ConfigError."""
+    from hydra import compose
+    from hydra.errors import HydraException, MissingConfigException
+
+    with hydra_context(config_dir, config_name):
         try:
             return compose(config_name, overrides=overrides)
         except MissingConfigException as err:
@@ -114,13 +124,9 @@ def _bad_override(err, config_name: str, overrides: list[str], compose) -> Confi
 
 def claim_run_dir(config_dir: Path, overrides: list[str]) -> str:
     """Resolve (and so create) ``hydra.run.dir`` for these overrides, as a single run would."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
     from omegaconf import OmegaConf
 
-    register_resolvers()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name="train"):
+    with hydra_context(config_dir, "train"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
         return str(Path(OmegaConf.select(cfg, "hydra.run.dir")).resolve())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ptlab.config import PER_DEVICE, check_monitor, validate
+from ptlab.config import PER_DEVICE, check_monitor, trainer_settings, validate
 from ptlab.engine.distributed import World, world_from_env
 from ptlab.errors import ConfigError
 from ptlab.paths import CONFIG_DIR
@@ -59,6 +59,7 @@ def check(cfg: DictConfig) -> None:
     from ptlab.engine.precision import Precision
 
     validate(cfg)
+    trainer_settings(cfg)
     Precision(cfg.trainer.precision, resolve_device(cfg.device))
     check_monitor(cfg.checkpoint.monitor, build_objective(cfg).metrics)
 
@@ -86,7 +87,7 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
     import torch
 
     from ptlab import catalog
-    from ptlab.engine.device import resolve_device
+    from ptlab.engine.device import place_model, resolve_device
 
     check(cfg)
     world = world_from_env()
@@ -101,12 +102,19 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
     data_cfg = {k: v for k, v in cfg.data.items() if k != PER_DEVICE}
     data = build_node(catalog.DATASETS, data_cfg, "data", target_kind=objective.target_kind, device=device,
                       seed=cfg.seed, trained_tokenizer=trained_tokenizer)
-    model = build_node(catalog.MODELS, cfg.model, "model", **data.info).to(device)
+    model = place_model(build_node(catalog.MODELS, cfg.model, "model", **data.info), device)
     if world.distributed:
         data = shard_data(data, world, cfg.data)
         torch.manual_seed(cfg.seed + world.rank)  # the same initial weights, a different dropout stream per rank
-    if device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
+    t = cfg.trainer
+    if t.limit_train_batches or t.limit_val_batches or t.limit_test_batches or t.overfit_batches:
+        from ptlab.data.loaders import limit_batches
+
+        limits = {"train": t.limit_train_batches, "val": t.limit_val_batches, "test": t.limit_test_batches}
+        data = limit_batches(data, limits, t.overfit_batches)
+        if t.overfit_batches:
+            log.info("trainer.overfit_batches=%d: training and validating on the same %d fixed training batches; "
+                     "their loss should fall towards zero", t.overfit_batches, len(data.train))
     frozen_modules: list[torch.nn.Module] = []
     if cfg.finetune["from"]:
         from ptlab.engine.finetune import apply_finetune, log_report
@@ -188,6 +196,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     from ptlab.logging.console import ConsoleLogger
     from ptlab.logging.metrics_file import MetricsFile
 
+    if cfg.trainer.profile_steps and run_dir is None:
+        raise ConfigError("trainer.profile_steps: the trace is written into the run directory; pass run_dir")
     run = build(cfg)
     main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
     callbacks: list = [ConsoleLogger(cfg.trainer.progress, cfg.checkpoint.monitor)] if main else []
@@ -206,6 +216,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         if main:
             callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
             callbacks += run.objective.callbacks(run_dir)
+        if main and cfg.trainer.profile_steps:
+            from ptlab.engine.profiler import StepProfiler
+
+            callbacks.append(StepProfiler(run_dir / "profile", cfg.trainer.profile_steps))
     trainer = Trainer(run, callbacks)
     if cfg.resume is not None:
         if run_dir is None and cfg.resume == "auto":

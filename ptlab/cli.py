@@ -110,10 +110,12 @@ def _resume_args(args: list[str]) -> list[str]:
 def _preflight(args: list[str]):
     """Compose and validate (the first job of a sweep) before Hydra makes any folder."""
     from ptlab.api import check, compose
-    from ptlab.hydra_support import first_of_each_sweep
+    from ptlab.hydra_support import check_group_options, first_of_each_sweep
+    from ptlab.paths import CONFIG_DIR
     from ptlab.sweep.job import check_objective
 
     overrides = [a for a in args if not a.startswith("-")]
+    check_group_options(CONFIG_DIR, overrides)  # every value of a sweep, not only the first
     try:
         overrides = first_of_each_sweep(overrides)
     except Exception as err:  # Hydra's override grammar errors

@@ -77,6 +77,14 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     compile: bool = False  # torch.compile the model
     progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a terminal, plain lines otherwise
+    # debugging (configs/debug/ combines these into one-word presets)
+    limit_train_batches: Optional[PositiveInt] = None  # at most N batches per epoch; null: all
+    limit_val_batches: Optional[PositiveInt] = None
+    limit_test_batches: Optional[PositiveInt] = None
+    overfit_batches: Optional[PositiveInt] = None  # train and validate on the same N fixed batches
+    skip_nonfinite: bool = False  # skip (and count) steps whose loss or gradient is NaN/inf instead of stopping
+    detect_anomaly: bool = False  # torch.autograd anomaly detection: name the operation that made a NaN
+    profile_steps: Optional[PositiveInt] = None  # torch.profiler trace of N steps into RUN_DIR/profile
 
 
 @dataclass
@@ -114,6 +122,21 @@ class RootConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
+def fixed_defaults() -> dict[str, Any]:
+    """The defaults of the fixed-shape sections, spelled as in configs (a checkpoint older than a key has them)."""
+    import dataclasses
+
+    def plain(value: Any) -> Any:
+        if is_dataclass(value):
+            return {f.name.rstrip("_"): plain(getattr(value, f.name)) for f in fields(value)}
+        return value
+
+    defaults = plain(RootConfig())
+    for key in ("task", "device", "seed", "resume"):  # set by every config; not a section default
+        defaults.pop(key)
+    return defaults
+
+
 def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
     """``cfg.trainer`` as a plain dataclass: attribute reads in the hot loop cost nothing."""
     from omegaconf import OmegaConf
@@ -121,7 +144,11 @@ def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
     values = OmegaConf.to_container(cfg.trainer, resolve=True)
     values["precision"] = str(values["precision"])
     values["early_stopping"] = EarlyStoppingConfig(**values["early_stopping"])
-    return TrainerConfig(**values)
+    settings = TrainerConfig(**values)
+    if settings.overfit_batches and (settings.limit_train_batches or settings.limit_val_batches):
+        raise ConfigError("trainer.overfit_batches: it trains and validates on its own fixed batches; drop "
+                          "trainer.limit_train_batches and trainer.limit_val_batches, or trainer.overfit_batches")
+    return settings
 
 
 PER_DEVICE = "batch_size_per_device"  # data.batch_size_per_device: a torchrun option of every dataset

@@ -77,6 +77,7 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
     from hydra import compose
     from hydra.errors import HydraException, MissingConfigException
 
+    check_group_options(config_dir, overrides)
     with hydra_context(config_dir, config_name):
         try:
             return compose(config_name, overrides=overrides)
@@ -87,6 +88,28 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
 
 
 SWEEP_EXTRA = ("optuna", "joblib", "submitit_local", "submitit_slurm")  # Hydra plugins of ptlab[sweep]
+
+
+def check_group_options(config_dir: Path, overrides: list[str]) -> None:
+    """``debug=NAME`` must name a file of configs/debug/: Hydra silently skips a missing *optional* option.
+
+    (Options of the other groups are checked by Hydra itself.)
+    """
+    import yaml
+
+    defaults = yaml.safe_load((config_dir / "train.yaml").read_text())["defaults"]
+    optional = {key.split()[1] for entry in defaults if isinstance(entry, dict) for key in entry
+                if key.startswith("optional ")}
+    for override in overrides:
+        group, _, value = override.partition("=")
+        if group not in optional or value == "null" or not re.fullmatch(r"[\w-]+(,[\w-]+)*", value):
+            continue
+        folder = config_dir / group
+        options = sorted(path.stem for path in folder.glob("*.yaml"))
+        for wanted in value.split(","):
+            if wanted not in options:
+                raise ConfigError(f"{group}: unknown option {wanted!r}. {did_you_mean(wanted, options)}"
+                                  f"Valid options: {', '.join(options)}.")
 
 
 def _missing_option(err) -> ConfigError:

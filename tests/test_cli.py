@@ -158,15 +158,6 @@ def test_unknown_command_suggests(workdir: Path) -> None:
     assert proc.returncode == 2 and "Did you mean 'train'" in proc.stderr
 
 
-def test_non_finite_loss_stops_with_a_message(workdir: Path) -> None:
-    run_dir = workdir / "run"
-    proc = run_ptlab("train", "task=linreg", "optimizer.lr=1e6", "trainer.max_epochs=5", "trainer.log_every_n_steps=2",
-                     "trainer.progress=plain", f"hydra.run.dir={run_dir}", cwd=workdir)
-    assert proc.returncode == 2
-    assert "train/loss is" in proc.stderr and "lower optimizer.lr" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
 def test_progress_bar_mode_shows_a_bar_and_a_final_table(workdir: Path) -> None:
     proc = run_ptlab("train", "task=logreg", "trainer.max_epochs=2", "trainer.progress=bar",
                      f"hydra.run.dir={workdir / 'run'}", cwd=workdir)

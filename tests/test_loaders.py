@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from ptlab.data.loaders import LoaderBatches, TensorBatches, carve_splits, epoch_permutation, in_memory_splits
+from ptlab.data.loaders import (
+    FirstBatches,
+    FixedBatches,
+    LoaderBatches,
+    TensorBatches,
+    carve_splits,
+    epoch_permutation,
+    in_memory_splits,
+)
 from ptlab.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -132,3 +140,29 @@ def test_carve_splits_reject_impossible_fractions() -> None:
         carve_splits(labels, {"test": 0.5, "val": 0.5}, split_seed=0, stratify=False)
     with pytest.raises(ConfigError, match=r"^data\.val_fraction: .*number of classes = 3"):
         carve_splits(labels, {"val": 0.1}, split_seed=0, stratify=True)
+
+
+def test_loader_batches_pin_memory_only_for_cuda() -> None:
+    """Pinned host memory lets ``.to(cuda, non_blocking=True)`` overlap the copy with compute; useless on CPU."""
+    dataset = torch.utils.data.TensorDataset(torch.zeros(4, 2), torch.zeros(4))
+    for device, pinned in ((torch.device("cuda"), True), (CPU, False)):
+        assert LoaderBatches(dataset, 2, False, seed=0, device=device, num_workers=0).loader.pin_memory is pinned
+
+
+@pytest.mark.parametrize("limit", [1, 3, 9])
+def test_first_batches_cut_every_epoch_and_resume_inside_the_cut(limit: int) -> None:
+    data = TensorBatches([torch.arange(20)], batch_size=4, shuffle=True, seed=1)
+    first = FirstBatches(data, limit)
+    assert len(first) == min(limit, 5)
+    for epoch in (0, 1):
+        full = as_lists(data.batches(epoch))
+        assert as_lists(first.batches(epoch)) == full[: len(first)]
+        assert as_lists(first.batches(epoch, start=1)) == full[1: len(first)]
+
+
+def test_fixed_batches_replay_epoch_zero_and_resume_inside_it() -> None:
+    data = TensorBatches([torch.arange(20)], batch_size=4, shuffle=True, seed=1)
+    fixed = FixedBatches(data, 2)
+    kept = as_lists(data.batches(0))[:2]
+    assert [as_lists(fixed.batches(epoch)) for epoch in (0, 3)] == [kept, kept]
+    assert as_lists(fixed.batches(5, start=1)) == kept[1:]

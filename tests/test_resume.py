@@ -170,3 +170,23 @@ def test_resume_path_continues_that_run_in_its_own_directory(workdir: Path) -> N
                      cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
     assert read_metrics(run_dir)["epoch"] == 4
+
+
+def test_keys_added_after_a_checkpoint_count_as_their_defaults() -> None:
+    """A checkpoint written before trainer.limit_train_batches existed resumes unless the new key is really set."""
+    import ptlab
+    from omegaconf import OmegaConf
+
+    from ptlab.engine.resume import check_config_changes
+    from ptlab.errors import ConfigError
+
+    current = OmegaConf.to_container(ptlab.compose(["task=logreg"]), resolve=True)
+    saved = OmegaConf.to_container(ptlab.compose(["task=logreg"]), resolve=True)
+    for key in ("limit_train_batches", "overfit_batches", "skip_nonfinite"):
+        del saved["trainer"][key]
+    check_config_changes(saved, current)
+    current["trainer"]["skip_nonfinite"] = True  # a debugging switch: it changes nothing already computed
+    check_config_changes(saved, current)
+    current["trainer"]["limit_train_batches"] = 2
+    with pytest.raises(ConfigError, match="trainer.limit_train_batches None → 2"):
+        check_config_changes(saved, current)

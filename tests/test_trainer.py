@@ -111,10 +111,18 @@ def test_bf16_autocast_runs_on_cpu_and_fp16_needs_cuda() -> None:
         ptlab.build(ptlab.compose(["trainer.precision=16", "device=cpu"]))
 
 
-def test_compile_flag_trains() -> None:
-    pytest.importorskip("torch._dynamo")
-    metrics = ptlab.train(ptlab.compose([*QUIET, "task=linreg", "trainer.max_steps=3", "trainer.compile=true"]))
+def test_compile_flag_trains_the_compiled_model() -> None:
+    """trainer.compile=true on CPU (inductor's C++ backend): the loop runs the compiled module; weights stay clean."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    run = ptlab.build(ptlab.compose([*QUIET, "task=linreg", "trainer.max_steps=3", "trainer.compile=true"]))
+    trainer = Trainer(run, [])
+    assert isinstance(trainer.train_model, torch._dynamo.eval_frame.OptimizedModule)
+    metrics = trainer.fit()
+    assert counters["stats"]["unique_graphs"] >= 1
     assert math.isfinite(metrics["test/mse"])
+    assert set(trainer.checkpoint()["model"]) == {"linear.weight", "linear.bias"}
 
 
 def test_metrics_are_read_only_at_logging_points() -> None:
@@ -139,3 +147,16 @@ def test_resnet18_is_a_model_choice() -> None:
     run = ptlab.build(cfg)
     assert run.model.conv1.in_channels == 1 and run.model.fc.out_features == 10
     assert math.isfinite(Trainer(run, []).fit()["test/loss"])
+
+
+def test_conv_nets_use_channels_last_on_cuda_only() -> None:
+    from ptlab.engine.device import memory_format, place_model
+
+    cnn = ptlab.build(ptlab.compose(["task=cnn"])).model
+    linear = ptlab.build(ptlab.compose(["task=logreg"])).model
+    assert memory_format(cnn, torch.device("cuda")) is torch.channels_last
+    assert memory_format(cnn, torch.device("cuda", 1)) is torch.channels_last
+    assert memory_format(cnn, torch.device("cpu")) is torch.contiguous_format
+    assert memory_format(linear, torch.device("cuda")) is torch.contiguous_format
+    conv = next(m for m in place_model(cnn, torch.device("cpu")).modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()

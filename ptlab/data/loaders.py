@@ -15,6 +15,7 @@ to the training split only.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
@@ -165,6 +166,52 @@ class LoaderBatches:
 
     def __iter__(self) -> Iterator[list[Tensor]]:
         return self.batches()
+
+
+class FirstBatches:
+    """At most ``limit`` batches of every epoch of ``batches`` (``trainer.limit_*_batches``)."""
+
+    def __init__(self, batches: Batches, limit: int) -> None:
+        self.inner, self.limit = batches, limit
+
+    def __len__(self) -> int:
+        return min(self.limit, len(self.inner))
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Sequence[Tensor]]:
+        return itertools.islice(self.inner.batches(epoch, start), max(0, len(self) - start))
+
+    def __iter__(self) -> Iterator[Sequence[Tensor]]:
+        return self.batches()
+
+
+class FixedBatches:
+    """The first ``count`` batches of epoch 0, kept and replayed in the same order every epoch.
+
+    ``trainer.overfit_batches``: no reshuffling and no fresh augmentation, so a
+    model that can learn at all drives the loss on them towards zero.
+    """
+
+    def __init__(self, batches: Batches, count: int) -> None:
+        self.kept = list(itertools.islice(batches.batches(0), count))
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Sequence[Tensor]]:
+        return iter(self.kept[start:])
+
+    def __iter__(self) -> Iterator[Sequence[Tensor]]:
+        return self.batches()
+
+
+def limit_batches(data: Data, limits: dict[str, Optional[int]], overfit: Optional[int]) -> Data:
+    """``data`` cut to the batch limits of each split, or to ``overfit`` fixed training batches used as val too."""
+    import dataclasses
+
+    splits = {name: FirstBatches(getattr(data, name), limit) for name, limit in limits.items() if limit}
+    if overfit:
+        splits["train"] = splits["val"] = FixedBatches(data.train, overfit)
+    return dataclasses.replace(data, **splits)
 
 
 def in_memory_splits(

@@ -140,6 +140,7 @@ class Checkpointer(Callback):
         step = trainer.state.step
         if self.saved_at == (step, trainer.state.epoch):
             return
+        trainer.ensure_finite()  # never replace a good last.pt with weights a NaN step produced
         payload = trainer.checkpoint()  # on every rank: it gathers their random states
         self.saved_at = (step, trainer.state.epoch)
         if not self.write:
@@ -157,6 +158,7 @@ class Checkpointer(Callback):
             save_atomic(payload, last)
         self.manifest.record(last, step)
         self._prune()
+        trainer.last_checkpoint = (last, step)
 
     def _prune(self) -> None:
         steps = sorted((p for p in self.folder.glob("step-*.pt") if STEP_FILE.fullmatch(p.name)),

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ptlab.config import fixed_defaults
 from ptlab.engine.checkpoint import CheckpointError
 from ptlab.engine.checkpointer import Manifest, load_verified, newest_valid
 from ptlab.errors import ConfigError
@@ -23,7 +24,7 @@ log = logging.getLogger("ptlab")
 CHANGEABLE = (
     "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
     "trainer.val_every_n_epochs", "trainer.early_stopping.", "checkpoint.every_n_steps", "checkpoint.keep_last",
-    "checkpoint.save", "sweep.",
+    "checkpoint.save", "sweep.", "trainer.skip_nonfinite", "trainer.detect_anomaly", "trainer.profile_steps",
 )
 
 
@@ -65,7 +66,7 @@ def best_weights(folder: Path) -> dict | None:
 
 def check_config_changes(saved: dict, current: dict) -> None:
     """Print every change; refuse the ones a resumed run cannot honour."""
-    old, new = flatten(saved), flatten(current)
+    old, new = flatten(fixed_defaults()) | flatten(saved), flatten(current)  # keys added since: their defaults
     changes = [(key, old.get(key, "<unset>"), new.get(key, "<unset>"))
                for key in sorted(old.keys() | new.keys()) if old.get(key, "<unset>") != new.get(key, "<unset>")]
     refused = [c for c in changes if not c[0].startswith(CHANGEABLE)]

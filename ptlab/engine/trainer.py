@@ -15,6 +15,12 @@ A GAN's objective calls ``optimize`` twice per batch ("discriminator", then
 Metrics stay on the device between logging points: ``.item()`` is called every
 ``log_every_n_steps`` steps and at epoch end, never per step. Signals only set
 a flag; the loop checks it at the next step boundary, checkpoints and stops.
+
+A NaN or infinite loss is found at the next logging point (or before any
+checkpoint is written, whichever comes first) and stops the run with the exact
+step and its loss terms; no checkpoint with non-finite weights is ever saved.
+``trainer.skip_nonfinite=true`` instead checks every step (one host sync per
+step) and skips, and counts, steps whose loss or gradient is not finite.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import logging
 import math
 import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator
 
 import torch
 
@@ -65,6 +73,7 @@ class LoopState:
     train_seconds: float = 0.0
     validated_at_step: int = -1  # the step of the latest validation
     world_size: int = 1  # processes that trained (torchrun)
+    skipped_steps: int = 0  # steps skipped for a non-finite loss or gradient (trainer.skip_nonfinite)
 
 
 @dataclass
@@ -117,9 +126,11 @@ class Trainer:
         self.metric_fns = run.metric_fns
         self._stop_reason: str | None = None
         self._signal: int | None = None
-        self._log_sums: dict[str, torch.Tensor] = {}  # training logs summed on the device between log points
-        self._log_counts: dict[str, int] = {}
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, logs) of each batch since the last log
         self._window, self._window_ends = 1, True
+        self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
+        self._stepped = False  # an optimizer took this step (the GradScaler updates only then)
+        self.last_checkpoint: tuple[Path, int] | None = None  # (last.pt, its step), set by the Checkpointer
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         several = len(run.optimizers) > 1
         self._inputs = {
@@ -134,7 +145,7 @@ class Trainer:
         s, t = self.state, self.settings
         train = self.run.data.train
         self._emit("on_fit_start")
-        with self._catch_signals():
+        with self._catch_signals(), self._anomaly_detection():
             while self._stop_reason is None and not self._budget_spent():
                 self.train_model.train()
                 for module in self.run.frozen_modules:
@@ -165,18 +176,13 @@ class Trainer:
     def _train_on(self, batch, batches_per_epoch: int) -> None:
         """One batch: the objective computes its losses and hands each to :meth:`optimize`."""
         s, accum = self.state, self.settings.grad_accum
-        window_start = s.batch_in_epoch - s.batch_in_epoch % accum
-        self._window = min(accum, batches_per_epoch - window_start)
-        self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
+        if accum > 1:
+            window_start = s.batch_in_epoch - s.batch_in_epoch % accum
+            self._window = min(accum, batches_per_epoch - window_start)
+            self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
         with self.precision.autocast():
             logs = self.run.objective.training_step(self.train_model, batch, self)
-        sums, counts = self._log_sums, self._log_counts
-        for key, value in logs.items():
-            if key in sums:
-                sums[key].add_(value.detach())
-                counts[key] += 1
-            else:
-                sums[key], counts[key] = value.detach().float().clone(), 1
+        self._pending.append((s.step + 1, {key: value.detach() for key, value in logs.items()}))
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
 
@@ -190,40 +196,114 @@ class Trainer:
         """
         if self._window > 1:
             loss = loss / self._window
-        self.precision.backward(loss, self._inputs[name])
+        if self.settings.skip_nonfinite and not self._finite(loss):
+            self._skipped.add(name)  # no backward: the bad loss leaves no gradient behind
+        else:
+            self.precision.backward(loss, self._inputs[name])
         if self._window_ends:
-            optimizer = self.run.optimizers[name]
-            if self.settings.grad_clip:
+            self._update(name)
+
+    def _update(self, name: str) -> None:
+        """The end of an accumulation window: clip, step (unless skipped), zero the gradients, schedule."""
+        optimizer, t = self.run.optimizers[name], self.settings
+        if name not in self._skipped:
+            norm = None
+            if t.grad_clip:
                 self.precision.unscale(optimizer)
-                torch.nn.utils.clip_grad_norm_(self._inputs[name] or self._params, self.settings.grad_clip)
-            self.precision.step(optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(self._inputs[name] or self._params, t.grad_clip)
+            if t.skip_nonfinite and not self.precision.scaler:  # a GradScaler skips overflowing gradients itself
+                if norm is None:
+                    norm = torch.nn.utils.get_total_norm([p.grad for p in self._inputs[name] or self._params
+                                                          if p.grad is not None])
+                if not self._finite(norm):
+                    self._skipped.add(name)
+        if name in self._skipped:
             optimizer.zero_grad(set_to_none=True)
-            self.run.schedulers[name].step()
+            with warnings.catch_warnings():  # torch warns when the very first step is skipped; it is meant to be
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler.step\(\)` before")
+                self.run.schedulers[name].step()  # the schedule follows the step count, skipped steps included
+            return
+        self.precision.step(optimizer)
+        self._stepped = True
+        optimizer.zero_grad(set_to_none=True)
+        self.run.schedulers[name].step()
+
+    def _finite(self, value: torch.Tensor) -> bool:
+        """Whether ``value`` is finite on every rank (a host sync: used only with trainer.skip_nonfinite)."""
+        return not any_rank(not bool(torch.isfinite(value).all()), self.run.device)
 
     def _end_step(self) -> None:
-        self.precision.update()
-        self.state.step += 1
-        if self.state.step % self.settings.log_every_n_steps == 0:
+        s = self.state
+        if self._stepped:
+            self.precision.update()
+            self._stepped = False
+        s.step += 1
+        if self._skipped:
+            s.skipped_steps += 1
+            if s.skipped_steps <= 3:
+                log.warning("step %d: non-finite loss or gradient (%s); the update was skipped%s", s.step,
+                            ", ".join(sorted(self._skipped)), "" if s.skipped_steps < 3 else
+                            " (further skips are only counted: train/skipped_steps)")
+            self._skipped.clear()
+        if s.step % self.settings.log_every_n_steps == 0:
             self._log_training()
         self._emit("on_step_end")
 
     def _log_training(self) -> None:
-        if not self._log_sums:
+        pending, self._pending = self._pending, []
+        if not pending:
             return
-        means = torch.stack([value / self._log_counts[key] for key, value in self._log_sums.items()])
-        means = all_sum(means) / self.world.size  # the mean over ranks: every rank logs and judges the same numbers
-        metrics = {f"train/{key}": value for key, value in zip(self._log_sums, means.tolist())}
-        self._log_sums.clear()
-        broken = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-        if broken:
-            raise NonFiniteLoss(
-                f"{', '.join(f'{k} is {v}' for k, v in broken.items())} at step {self.state.step}; lower optimizer.lr "
-                "or set trainer.grad_clip. The last checkpoint written before this point is intact."
-            )
+        keys = list(dict.fromkeys(key for _, logs in pending for key in logs))
+        columns = [torch.stack([logs[key] for _, logs in pending if key in logs]).float() for key in keys]
+        if self.settings.skip_nonfinite:  # the skipped steps' losses are not part of the mean
+            means = torch.stack([column[column.isfinite()].mean() for column in columns])
+        else:
+            means = torch.stack([column.mean() for column in columns])
+        if self.world.distributed:
+            means = all_sum(means) / self.world.size  # the mean over ranks: every rank logs and judges the same numbers
+        values = means.tolist()
+        if not self.settings.skip_nonfinite and not all(map(math.isfinite, values)):
+            raise self._nonfinite_error(pending)
+        metrics = {f"train/{key}": value for key, value in zip(keys, values)}
+        if self.settings.skip_nonfinite:
+            metrics["train/skipped_steps"] = self.state.skipped_steps
         for name, optimizer in self.run.optimizers.items():
             key = "train/lr" if len(self.run.optimizers) == 1 else f"train/lr_{name}"
             metrics[key] = optimizer.param_groups[0]["lr"]
         self._emit("on_log", metrics)
+
+    def ensure_finite(self) -> None:
+        """Raise NonFiniteLoss instead of letting a checkpoint keep weights that a non-finite step produced."""
+        pending = self._pending
+        if pending and not self.settings.skip_nonfinite:
+            bad = not bool(torch.stack([v.isfinite().all() for _, logs in pending for v in logs.values()]).all())
+            if any_rank(bad, self.run.device):
+                raise self._nonfinite_error(pending)
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            raise NonFiniteLoss(f"the weights are NaN or infinite after step {self.state.step} (a non-finite "
+                                f"gradient); {self._advice()}")
+
+    def _nonfinite_error(self, pending: list[tuple[int, dict[str, torch.Tensor]]]) -> NonFiniteLoss:
+        """The first step whose losses are not finite, with every loss term of it (a slow path: it syncs)."""
+        for step, logs in pending:
+            values = {key: float(value) for key, value in logs.items()}
+            if not all(map(math.isfinite, values.values())):
+                terms = ", ".join(f"train/{key}={value:.6g}" for key, value in values.items())
+                return NonFiniteLoss(f"non-finite loss at step {step} ({terms}); {self._advice()}")
+        steps = f"{pending[0][0]}..{pending[-1][0]}"  # under torchrun the bad loss may have been another rank's
+        return NonFiniteLoss(f"non-finite loss on another process between steps {steps}; {self._advice()}")
+
+    def _advice(self) -> str:
+        if self.last_checkpoint is not None:
+            path, step = self.last_checkpoint
+            kept = f"the last good checkpoint is {path} (step {step})"
+        elif self.cfg.checkpoint.save:
+            kept = "no checkpoint was written before it"
+        else:
+            kept = "checkpoints are off (checkpoint.save=false)"
+        find = "" if self.settings.detect_anomaly else "find the operation with debug=anomaly, "
+        return (f"{kept}. Lower optimizer.lr, set trainer.grad_clip, {find}or skip such steps with "
+                "trainer.skip_nonfinite=true")
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -252,6 +332,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         self._log_training()
+        self.ensure_finite()
         metrics = self.evaluate("val")
         improved = self.best.update(metrics, self.state.epoch, self.state.step)
         self.state.validated_at_step = self.state.step
@@ -268,6 +349,8 @@ class Trainer:
         results.update(self.evaluate("test"))
         results.update(self.run.objective.baselines(self.run.data, results))
         results.update(epoch=self.state.epoch, step=self.state.step, train_seconds=round(self.state.train_seconds, 3))
+        if self.settings.skip_nonfinite:
+            results["skipped_steps"] = self.state.skipped_steps
         self.model.load_state_dict(last_weights)
         self._emit("on_fit_end", results)
         return results
@@ -342,6 +425,15 @@ class Trainer:
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
+
+    def _anomaly_detection(self) -> ContextManager:
+        """trainer.detect_anomaly: a NaN in a backward pass stops the run naming the forward line that made it."""
+        if not self.settings.detect_anomaly:
+            return contextlib.nullcontext()
+        from ptlab.engine.anomaly import nan_detection
+
+        return nan_detection(lambda found: NonFiniteLoss(
+            f"anomaly detection at step {self.state.step + 1}: {found}; {self._advice()}"))
 
     @contextlib.contextmanager
     def _catch_signals(self) -> Iterator[None]:

@@ -71,11 +71,15 @@ def shard_order(num_samples: int, seed: int, epoch: int, shuffle: bool, rank: in
     return order
 
 
+EPOCH_GATHER_BYTES = 256 * 2**20
+
+
 class TensorBatches:
     """Index slices of tensors that already live on the training device.
 
     No DataLoader, no per-sample collate: one permutation per epoch, one
-    gather per tensor per batch (and one call of ``transform`` on the inputs).
+    gather per tensor per epoch (per batch for data over 256 MiB), and one call
+    of ``transform`` on each batch's inputs.
     Under torchrun, :meth:`shard` gives each rank its part of every epoch.
     """
 
@@ -97,18 +101,26 @@ class TensorBatches:
         return -(-self.shard_size // self.batch_size)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
-        indexed = self.shuffle or self.world_size > 1
-        if indexed:
+        if start >= len(self):
+            return iter(())
+        skip = start * self.batch_size
+        if self.shuffle or self.world_size > 1:
             order = shard_order(self.num_samples, self.seed, epoch, self.shuffle, self.rank, self.world_size)
-            order = order.to(self.tensors[0].device)
-        for i in range(start, len(self)):
-            lo, hi = i * self.batch_size, (i + 1) * self.batch_size
-            if indexed:
-                index = order[lo:hi]
-                batch = tuple(t[index] for t in self.tensors)
+            order = order[skip:].to(self.tensors[0].device)
+            if self.gather_per_epoch:  # one gather per tensor per epoch; the batches are views of it
+                parts = zip(*(t[order].split(self.batch_size) for t in self.tensors))
             else:
-                batch = tuple(t[lo:hi] for t in self.tensors)
-            yield batch if self.transform is None else (self.transform(batch[0]), *batch[1:])
+                parts = (tuple(t[index] for t in self.tensors) for index in order.split(self.batch_size))
+        else:
+            parts = zip(*(t[skip:].split(self.batch_size) for t in self.tensors))
+        if self.transform is None:
+            return parts
+        return ((self.transform(batch[0]), *batch[1:]) for batch in parts)
+
+    @property
+    def gather_per_epoch(self) -> bool:
+        """Small data is reordered once per epoch; large data batch by batch, so it is never held twice."""
+        return sum(t.numel() * t.element_size() for t in self.tensors) <= EPOCH_GATHER_BYTES
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         return self.batches()

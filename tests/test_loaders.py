@@ -166,3 +166,13 @@ def test_fixed_batches_replay_epoch_zero_and_resume_inside_it() -> None:
     kept = as_lists(data.batches(0))[:2]
     assert [as_lists(fixed.batches(epoch)) for epoch in (0, 3)] == [kept, kept]
     assert as_lists(fixed.batches(5, start=1)) == kept[1:]
+
+
+def test_large_data_is_gathered_batch_by_batch_into_the_same_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ptlab.data.loaders as loaders
+
+    data = TensorBatches([torch.randn(23, 2), torch.arange(23)], 5, shuffle=True, seed=7)
+    per_epoch = [as_lists(data.batches(epoch, start)) for epoch in (0, 2) for start in (0, 3)]
+    monkeypatch.setattr(loaders, "EPOCH_GATHER_BYTES", 0)
+    assert not data.gather_per_epoch
+    assert [as_lists(data.batches(epoch, start)) for epoch in (0, 2) for start in (0, 3)] == per_epoch

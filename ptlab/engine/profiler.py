@@ -11,6 +11,7 @@ A table of the most expensive operators goes to the log.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class StepProfiler(Callback):
         self.seen = 0
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no "ERROR: gpuGetDeviceCount failed" on machines without a GPU
         activities = [ProfilerActivity.CPU]
         self.cuda = trainer.run.device.type == "cuda"
         if self.cuda:

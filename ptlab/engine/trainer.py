@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ptlab")
 
+PENDING_LIMIT = 1024  # per-batch logs kept for an exact non-finite report; beyond that they are checked and summed
+
 
 class TrainingInterrupted(Exception):
     """SIGTERM/SIGINT arrived; a checkpoint was written. ``exit_code`` is 128 + signal number."""
@@ -127,6 +129,7 @@ class Trainer:
         self._stop_reason: str | None = None
         self._signal: int | None = None
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, logs) of each batch since the last log
+        self._folded: dict[str, tuple[torch.Tensor, Any]] = {}  # (sum, count) of checked pending logs, per key
         self._window, self._window_ends = 1, True
         self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
         self._stepped = False  # an optimizer took this step (the GradScaler updates only then)
@@ -171,6 +174,8 @@ class Trainer:
             self.validate()  # the run ended between validations: judge its final weights too
         if self._stop_reason:
             log.info(self._stop_reason)
+        if s.skipped_steps:
+            log.warning("%d of %d steps were skipped for a non-finite loss or gradient", s.skipped_steps, s.step)
         return self._finish()
 
     def _train_on(self, batch, batches_per_epoch: int) -> None:
@@ -247,24 +252,23 @@ class Trainer:
             self._skipped.clear()
         if s.step % self.settings.log_every_n_steps == 0:
             self._log_training()
+        elif len(self._pending) >= PENDING_LIMIT:
+            self._fold_pending()
         self._emit("on_step_end")
 
     def _log_training(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
+        pending = self._pending
+        sums = self._merge(self._folded, self._sums(pending))
+        self._pending, self._folded = [], {}
+        if not sums:
             return
-        keys = list(dict.fromkeys(key for _, logs in pending for key in logs))
-        columns = [torch.stack([logs[key] for _, logs in pending if key in logs]).float() for key in keys]
-        if self.settings.skip_nonfinite:  # the skipped steps' losses are not part of the mean
-            means = torch.stack([column[column.isfinite()].mean() for column in columns])
-        else:
-            means = torch.stack([column.mean() for column in columns])
+        means = torch.stack([total / count for total, count in sums.values()])
         if self.world.distributed:
             means = all_sum(means) / self.world.size  # the mean over ranks: every rank logs and judges the same numbers
         values = means.tolist()
         if not self.settings.skip_nonfinite and not all(map(math.isfinite, values)):
             raise self._nonfinite_error(pending)
-        metrics = {f"train/{key}": value for key, value in zip(keys, values)}
+        metrics = {f"train/{key}": value for key, value in zip(sums, values)}
         if self.settings.skip_nonfinite:
             metrics["train/skipped_steps"] = self.state.skipped_steps
         for name, optimizer in self.run.optimizers.items():
@@ -272,13 +276,42 @@ class Trainer:
             metrics[key] = optimizer.param_groups[0]["lr"]
         self._emit("on_log", metrics)
 
+    def _sums(self, pending: list[tuple[int, dict[str, torch.Tensor]]]) -> dict[str, tuple[torch.Tensor, Any]]:
+        """Per key, (sum, count) of the logged values, on the device; skipped steps' values are left out."""
+        sums = {}
+        for key in dict.fromkeys(key for _, logs in pending for key in logs):
+            column = torch.stack([logs[key] for _, logs in pending if key in logs]).float()
+            if self.settings.skip_nonfinite:
+                finite = column.isfinite()
+                sums[key] = (column.where(finite, 0).sum(), finite.sum())
+            else:
+                sums[key] = (column.sum(), len(column))
+        return sums
+
+    @staticmethod
+    def _merge(a: dict[str, tuple[torch.Tensor, Any]], b: dict[str, tuple[torch.Tensor, Any]]) -> dict:
+        merged = dict(a)
+        for key, (total, count) in b.items():
+            merged[key] = (merged[key][0] + total, merged[key][1] + count) if key in merged else (total, count)
+        return merged
+
+    def _fold_pending(self) -> None:
+        """Check the kept per-batch logs and sum them: a long stretch between logging points stays small."""
+        self._check_pending()
+        self._folded = self._merge(self._folded, self._sums(self._pending))
+        self._pending = []
+
+    def _check_pending(self) -> None:
+        """Raise NonFiniteLoss, naming the exact step, if a loss since the last check was NaN or infinite."""
+        if self.settings.skip_nonfinite:
+            return
+        checks = [value.isfinite().all() for _, logs in self._pending for value in logs.values()]
+        if any_rank(bool(checks) and not bool(torch.stack(checks).all()), self.run.device):
+            raise self._nonfinite_error(self._pending)
+
     def ensure_finite(self) -> None:
         """Raise NonFiniteLoss instead of letting a checkpoint keep weights that a non-finite step produced."""
-        pending = self._pending
-        if pending and not self.settings.skip_nonfinite:
-            bad = not bool(torch.stack([v.isfinite().all() for _, logs in pending for v in logs.values()]).all())
-            if any_rank(bad, self.run.device):
-                raise self._nonfinite_error(pending)
+        self._check_pending()
         if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
             raise NonFiniteLoss(f"the weights are NaN or infinite after step {self.state.step} (a non-finite "
                                 f"gradient); {self._advice()}")
@@ -290,8 +323,9 @@ class Trainer:
             if not all(map(math.isfinite, values.values())):
                 terms = ", ".join(f"train/{key}={value:.6g}" for key, value in values.items())
                 return NonFiniteLoss(f"non-finite loss at step {step} ({terms}); {self._advice()}")
-        steps = f"{pending[0][0]}..{pending[-1][0]}"  # under torchrun the bad loss may have been another rank's
-        return NonFiniteLoss(f"non-finite loss on another process between steps {steps}; {self._advice()}")
+        # under torchrun the bad loss may have been another rank's
+        steps = f" between steps {pending[0][0]} and {pending[-1][0]}" if pending else ""
+        return NonFiniteLoss(f"non-finite loss on another process{steps}; {self._advice()}")
 
     def _advice(self) -> str:
         if self.last_checkpoint is not None:

@@ -87,3 +87,21 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "is neither a ptlab run" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_a_sweep_is_judged_by_its_sweep_objective_and_mode(sweep: Path, tmp_path: Path) -> None:
+    """sweep.objective/sweep.mode, not checkpoint.monitor, say what a sweep optimizes (as `ptlab train -m` ranks it)."""
+    import yaml
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    for job in sweep_jobs(copy):
+        config_file = job / ".hydra" / "config.yaml"
+        config = yaml.safe_load(config_file.read_text())
+        assert config["sweep"] == {"objective": "${checkpoint.monitor}", "mode": "${checkpoint.mode}"}
+        config["sweep"] = {"objective": "val/acc", "mode": "max"}
+        config_file.write_text(yaml.safe_dump(config))
+    text = write_report([copy], tmp_path / "out").read_text()
+    assert "val/acc vs each swept parameter" in text
+    best = max(json.loads((job / "metrics.json").read_text())["val/acc"] for job in sweep_jobs(copy))
+    assert f"Best val/acc: {best:.6g}" in text

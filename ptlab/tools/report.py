@@ -109,6 +109,21 @@ def job_number(job: Path) -> int:
     return number if isinstance(number, int) else -1
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's saved config with its interpolations resolved (``sweep.objective: ${checkpoint.monitor}``)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        return {}
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    except OmegaConfBaseException:  # an interpolation this process cannot resolve: take the file as written
+        import yaml
+
+        return yaml.safe_load(path.read_text()) or {}
+
+
 def read_run(folder: Path) -> RunRecord:
     import yaml
 
@@ -119,7 +134,7 @@ def read_run(folder: Path) -> RunRecord:
             key, _, value = str(item).partition("=")
             if not key.lstrip("+~").startswith("hydra."):
                 overrides[key.lstrip("+~")] = value
-    config = yaml.safe_load((hydra / "config.yaml").read_text()) if (hydra / "config.yaml").is_file() else {}
+    config = read_config(hydra / "config.yaml")
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     grids = sorted((folder / "samples").glob("epoch_*.png"))
     return RunRecord(folder, overrides, config or {}, metrics, read_scalars(folder / "tb"), grids[-1] if grids else None)
@@ -240,12 +255,17 @@ def plot_sweep(sweep: Sweep, out: Path, prefix: str) -> list[tuple[str, Path]]:
 
 
 def objective_of(sweep: Sweep) -> str:
-    """The metric the sweep optimizes: ``checkpoint.monitor`` of its jobs (``val/loss`` if unknown)."""
-    for run in sweep.runs:
-        monitor = (run.config.get("checkpoint") or {}).get("monitor")
-        if monitor:
-            return str(monitor)
-    return "val/loss"
+    """The metric the sweep optimizes: ``sweep.objective`` of its jobs (``val/loss`` if unknown)."""
+    return sweep_setting(sweep.runs, "objective", "monitor") or "val/loss"
+
+
+def sweep_setting(runs: list[RunRecord], key: str, checkpoint_key: str) -> Optional[str]:
+    """``sweep.KEY`` of the first run that has it; runs saved before ``sweep.*`` existed: ``checkpoint.KEY``."""
+    for run in runs:
+        value = (run.config.get("sweep") or {}).get(key) or (run.config.get("checkpoint") or {}).get(checkpoint_key)
+        if value:
+            return str(value)
+    return None
 
 
 def _is_number(text: str) -> bool:
@@ -304,8 +324,7 @@ def best_run(sweep: Sweep, objective: str) -> Optional[RunRecord]:
     finished = [run for run in sweep.runs if run.metrics and isinstance(run.metrics.get(objective), (int, float))]
     if not finished:
         return None
-    modes = {(run.config.get("checkpoint") or {}).get("mode") for run in finished}
-    pick = max if modes == {"max"} else min
+    pick = max if sweep_setting(finished, "mode", "mode") == "max" else min
     return pick(finished, key=lambda run: run.metrics[objective])
 
 

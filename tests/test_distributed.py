@@ -108,3 +108,32 @@ def test_batch_size_must_split_across_processes(workdir: Path) -> None:
 def test_several_optimizers_are_refused_clearly(workdir: Path, task: str) -> None:
     proc = torchrun(f"task={task}", "trainer.max_epochs=1", cwd=workdir)
     assert proc.returncode != 0 and "torchrun (DDP) does not support objectives with several optimizers" in proc.stderr
+
+
+def test_accumulated_batches_all_reduce_once_per_step() -> None:
+    """DDP's no_sync: with trainer.grad_accum=4 the gradients cross processes at the window's last batch only."""
+    import dataclasses
+
+    import torch.distributed as dist
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    import ptlab
+    from ptlab.engine.distributed import World
+    from ptlab.engine.trainer import Trainer
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        cfg = ptlab.compose(["task=logreg", "trainer.grad_accum=4", "trainer.max_steps=3", "trainer.progress=plain"])
+        run = dataclasses.replace(ptlab.build(cfg), world=World(0, 0, 2))  # a DDP-wrapped model, in one process
+        trainer = Trainer(run, [])
+        reduced: list[int] = []
+
+        def counting_allreduce(state, bucket):
+            reduced.append(trainer.state.batch_in_epoch)
+            return default_hooks.allreduce_hook(None, bucket)
+
+        trainer.train_model.register_comm_hook(None, counting_allreduce)
+        trainer.fit()
+        assert reduced == [3, 7, 11]  # the 4th, 8th and 12th batch: one all-reduce per optimizer step
+    finally:
+        dist.destroy_process_group()

@@ -185,11 +185,17 @@ class Trainer:
             window_start = s.batch_in_epoch - s.batch_in_epoch % accum
             self._window = min(accum, batches_per_epoch - window_start)
             self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
-        with self.precision.autocast():
+        with self.precision.autocast(), self._gradient_sync():
             logs = self.run.objective.training_step(self.train_model, batch, self)
         self._pending.append((s.step + 1, {key: value.detach() for key, value in logs.items()}))
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
+
+    def _gradient_sync(self) -> ContextManager:
+        """Under DDP, only the last batch of an accumulation window all-reduces the gradients."""
+        if self._window_ends or not self.world.distributed:
+            return contextlib.nullcontext()
+        return self.train_model.no_sync()
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """Backpropagate ``loss`` into optimizer ``name``'s parameters; step it when the window ends.

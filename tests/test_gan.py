@@ -116,3 +116,18 @@ def test_default_gan_reaches_twice_the_real_to_real_distance() -> None:
     """The quality target at the full default budget (about 40 s here): test/fid ≤ 2 × test/fid_real."""
     metrics = ptlab.train(ptlab.compose(["task=gan", "trainer.progress=plain", "trainer.log_every_n_steps=1000"]))
     assert metrics["test/fid"] <= 2 * metrics["test/fid_real"]
+
+
+def test_real_images_from_disk_data_are_in_stored_order_and_unaugmented() -> None:
+    """The FID classifier (cached by a hash of these images) must not depend on the seed or on augmentation."""
+    from ptlab.data.loaders import LoaderBatches
+    from ptlab.objectives.fid import real_images
+
+    images, labels = torch.rand(10, 1, 8, 8), torch.arange(10) % 3
+    dataset = torch.utils.data.TensorDataset(images, labels)
+    for seed in (0, 1):
+        train = LoaderBatches(dataset, 4, shuffle=True, seed=seed, device=torch.device("cpu"), num_workers=0,
+                              transform=lambda x: x + 1)
+        assert not torch.equal(torch.cat([b[1] for b in train.batches()]), labels)  # training order: shuffled
+        got_images, got_labels = real_images(train)
+        assert torch.equal(got_images, images) and torch.equal(got_labels, labels)

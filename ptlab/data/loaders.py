@@ -179,6 +179,14 @@ class LoaderBatches:
     def __iter__(self) -> Iterator[list[Tensor]]:
         return self.batches()
 
+    def in_stored_order(self) -> Iterator[list[Tensor]]:
+        """Every sample of this shard once, in the dataset's own order and without augmentation, on the device."""
+        sampler = EpochBatchSampler(len(self.dataset), self.sampler.batch_size, False, self.seed,
+                                    self.sampler.rank, self.sampler.world_size)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers)
+        for batch in loader:
+            yield [t.to(self.device) for t in batch]
+
 
 class FirstBatches:
     """At most ``limit`` batches of every epoch of ``batches`` (``trainer.limit_*_batches``)."""

@@ -48,10 +48,14 @@ class FeatureNet(nn.Module):
 
 
 def real_images(batches) -> tuple[Tensor, Tensor]:
-    """All (images, labels) of a split, in stored order for in-memory data (independent of the seed)."""
+    """All (images, labels) of a split in stored order, unaugmented: the same whatever the seed.
+
+    (Batches cut by trainer.limit_*_batches or overfit_batches give the images they hold.)
+    """
     if hasattr(batches, "tensors"):
         return batches.tensors[0], batches.tensors[1]
-    xs, ys = zip(*((b[0], b[1]) for b in batches.batches()))
+    source = batches.in_stored_order() if hasattr(batches, "in_stored_order") else batches.batches()
+    xs, ys = zip(*((b[0], b[1]) for b in source))
     return torch.cat(xs), torch.cat(ys)
 
 

@@ -237,7 +237,7 @@ def test_skip_nonfinite_also_skips_a_nan_gradient(bad_models: Path) -> None:
 def test_long_stretches_between_log_points_are_folded_into_sums(bad_models: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond PENDING_LIMIT kept batches the logs are checked and summed: the same mean, the same exact step."""
-    import ptlab.engine.trainer as trainer_module
+    import ptlab.engine.step_logs as step_logs
 
     logged: dict[int, list[float]] = {}
 
@@ -251,9 +251,9 @@ def test_long_stretches_between_log_points_are_folded_into_sums(bad_models: Path
     overrides = [*QUIET, "task=linreg", "trainer.max_epochs=3", "trainer.val_every_n_epochs=3",
                  "trainer.log_every_n_steps=1000"]
     for limit in (1024, 4):
-        monkeypatch.setattr(trainer_module, "PENDING_LIMIT", limit)
+        monkeypatch.setattr(step_logs, "PENDING_LIMIT", limit)
         Trainer(ptlab.build(ptlab.compose(overrides)), [LossLog(limit)]).fit()
     assert logged[4] == pytest.approx(logged[1024], rel=1e-6) and len(logged[4]) == 1
-    monkeypatch.setattr(trainer_module, "PENDING_LIMIT", 2)  # the NaN at step 3 is found when folding steps 3-4
+    monkeypatch.setattr(step_logs, "PENDING_LIMIT", 2)  # the NaN at step 3 is found when folding steps 3-4
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss at step 3 "):
         ptlab.train(ptlab.compose([*overrides, *user_model("NaNEveryThirdStep")]))

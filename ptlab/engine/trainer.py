@@ -42,14 +42,13 @@ from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
 from ptlab.engine.distributed import all_sum, any_rank, gather
 from ptlab.engine.precision import Precision
+from ptlab.engine.step_logs import StepLogs
 from ptlab.errors import PtlabError
 
 if TYPE_CHECKING:
     from ptlab.api import Run
 
 log = logging.getLogger("ptlab")
-
-PENDING_LIMIT = 1024  # per-batch logs kept for an exact non-finite report; beyond that they are checked and summed
 
 
 class TrainingInterrupted(Exception):
@@ -128,8 +127,7 @@ class Trainer:
         self.metric_fns = run.metric_fns
         self._stop_reason: str | None = None
         self._signal: int | None = None
-        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, logs) of each batch since the last log
-        self._folded: dict[str, tuple[torch.Tensor, Any]] = {}  # (sum, count) of checked pending logs, per key
+        self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
         self._window, self._window_ends = 1, True
         self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
         self._stepped = False  # an optimizer took this step (the GradScaler updates only then)
@@ -187,7 +185,7 @@ class Trainer:
             self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
         with self.precision.autocast(), self._gradient_sync():
             logs = self.run.objective.training_step(self.train_model, batch, self)
-        self._pending.append((s.step + 1, {key: value.detach() for key, value in logs.items()}))
+        self._logs.add(s.step + 1, logs)
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
 
@@ -258,14 +256,10 @@ class Trainer:
             self._skipped.clear()
         if s.step % self.settings.log_every_n_steps == 0:
             self._log_training()
-        elif len(self._pending) >= PENDING_LIMIT:
-            self._fold_pending()
         self._emit("on_step_end")
 
     def _log_training(self) -> None:
-        pending = self._pending
-        sums = self._merge(self._folded, self._sums(pending))
-        self._pending, self._folded = [], {}
+        sums = self._logs.sums()
         if not sums:
             return
         means = torch.stack([total / count for total, count in sums.values()])
@@ -273,7 +267,8 @@ class Trainer:
             means = all_sum(means) / self.world.size  # the mean over ranks: every rank logs and judges the same numbers
         values = means.tolist()
         if not self.settings.skip_nonfinite and not all(map(math.isfinite, values)):
-            raise self._nonfinite_error(pending)
+            raise self._nonfinite_error()
+        self._logs.clear()
         metrics = {f"train/{key}": value for key, value in zip(sums, values)}
         if self.settings.skip_nonfinite:
             metrics["train/skipped_steps"] = self.state.skipped_steps
@@ -282,56 +277,22 @@ class Trainer:
             metrics[key] = optimizer.param_groups[0]["lr"]
         self._emit("on_log", metrics)
 
-    def _sums(self, pending: list[tuple[int, dict[str, torch.Tensor]]]) -> dict[str, tuple[torch.Tensor, Any]]:
-        """Per key, (sum, count) of the logged values, on the device; skipped steps' values are left out."""
-        sums = {}
-        for key in dict.fromkeys(key for _, logs in pending for key in logs):
-            column = torch.stack([logs[key] for _, logs in pending if key in logs]).float()
-            if self.settings.skip_nonfinite:
-                finite = column.isfinite()
-                sums[key] = (column.where(finite, 0).sum(), finite.sum())
-            else:
-                sums[key] = (column.sum(), len(column))
-        return sums
-
-    @staticmethod
-    def _merge(a: dict[str, tuple[torch.Tensor, Any]], b: dict[str, tuple[torch.Tensor, Any]]) -> dict:
-        merged = dict(a)
-        for key, (total, count) in b.items():
-            merged[key] = (merged[key][0] + total, merged[key][1] + count) if key in merged else (total, count)
-        return merged
-
-    def _fold_pending(self) -> None:
-        """Check the kept per-batch logs and sum them: a long stretch between logging points stays small."""
-        self._check_pending()
-        self._folded = self._merge(self._folded, self._sums(self._pending))
-        self._pending = []
-
-    def _check_pending(self) -> None:
-        """Raise NonFiniteLoss, naming the exact step, if a loss since the last check was NaN or infinite."""
-        if self.settings.skip_nonfinite:
-            return
-        checks = [value.isfinite().all() for _, logs in self._pending for value in logs.values()]
-        if any_rank(bool(checks) and not bool(torch.stack(checks).all()), self.run.device):
-            raise self._nonfinite_error(self._pending)
-
     def ensure_finite(self) -> None:
         """Raise NonFiniteLoss instead of letting a checkpoint keep weights that a non-finite step produced."""
-        self._check_pending()
+        if any_rank(self._logs.first_nonfinite() is not None, self.run.device):
+            raise self._nonfinite_error()
         if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
             raise NonFiniteLoss(f"the weights are NaN or infinite after step {self.state.step} (a non-finite "
                                 f"gradient); {self._advice()}")
 
-    def _nonfinite_error(self, pending: list[tuple[int, dict[str, torch.Tensor]]]) -> NonFiniteLoss:
-        """The first step whose losses are not finite, with every loss term of it (a slow path: it syncs)."""
-        for step, logs in pending:
-            values = {key: float(value) for key, value in logs.items()}
-            if not all(map(math.isfinite, values.values())):
-                terms = ", ".join(f"train/{key}={value:.6g}" for key, value in values.items())
-                return NonFiniteLoss(f"non-finite loss at step {step} ({terms}); {self._advice()}")
-        # under torchrun the bad loss may have been another rank's
-        steps = f" between steps {pending[0][0]} and {pending[-1][0]}" if pending else ""
-        return NonFiniteLoss(f"non-finite loss on another process{steps}; {self._advice()}")
+    def _nonfinite_error(self) -> NonFiniteLoss:
+        """The first step whose losses are not finite, with every loss term of it."""
+        found = self._logs.first_nonfinite()
+        if found is None:  # under torchrun the bad loss may have been another rank's
+            return NonFiniteLoss(f"non-finite loss on another process before step {self.state.step}; {self._advice()}")
+        step, values = found
+        terms = ", ".join(f"train/{key}={value:.6g}" for key, value in values.items())
+        return NonFiniteLoss(f"non-finite loss at step {step} ({terms}); {self._advice()}")
 
     def _advice(self) -> str:
         if self.last_checkpoint is not None:

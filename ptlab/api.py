@@ -137,9 +137,6 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
                          data=data, device=device).to(device)
         for name in objective.metrics
     }
-    if world.distributed and len(optimizers) > 1:
-        raise ConfigError(f"task={cfg.task}: torchrun (DDP) does not support objectives with several optimizers yet; "
-                          "train it in one process")
     return Run(cfg, device, objective, data, model, optimizers, schedulers, metric_fns, frozen_modules, world)
 
 

@@ -90,3 +90,28 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     box = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(box, op=dist.ReduceOp.MAX)
     return bool(box.item())
+
+
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Average the gradients of ``params`` over ranks, in one flat all-reduce (what DDP does per bucket).
+
+    For objectives with several optimizers (a GAN), whose updates DDP's one-model
+    wrapper cannot follow: each optimizer's gradients are averaged just before it steps.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or not dist.is_initialized():
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for grad, averaged in zip(grads, flat.split([g.numel() for g in grads])):
+        grad.copy_(averaged.view_as(grad))
+
+
+def broadcast_state(module: torch.nn.Module, buffers_only: bool = False) -> None:
+    """Rank 0's parameters and buffers (or buffers only) on every rank."""
+    if not dist.is_initialized():
+        return
+    tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
+    for tensor in tensors:
+        dist.broadcast(tensor.data, src=0)

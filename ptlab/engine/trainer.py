@@ -40,7 +40,7 @@ import torch
 from ptlab.config import trainer_settings
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
-from ptlab.engine.distributed import all_sum, any_rank, gather
+from ptlab.engine.distributed import all_sum, any_rank, average_gradients, broadcast_state, gather
 from ptlab.engine.precision import Precision
 from ptlab.engine.step_logs import StepLogs
 from ptlab.errors import PtlabError
@@ -115,7 +115,12 @@ class Trainer:
         self.model = run.model
         self.world = run.world
         self.train_model = torch.compile(run.model) if self.settings.compile else run.model
-        if self.world.distributed:
+        # Under torchrun one optimizer means DDP; with several (a GAN) each optimizer's gradients are averaged
+        # over ranks just before it steps, and rank 0's buffers (BatchNorm statistics) are used for evaluation.
+        self._average_gradients = self.world.distributed and len(run.optimizers) > 1
+        if self._average_gradients:
+            broadcast_state(run.model)
+        elif self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [run.device.index] if run.device.type == "cuda" else None
@@ -191,7 +196,7 @@ class Trainer:
 
     def _gradient_sync(self) -> ContextManager:
         """Under DDP, only the last batch of an accumulation window all-reduces the gradients."""
-        if self._window_ends or not self.world.distributed:
+        if self._window_ends or not self.world.distributed or self._average_gradients:
             return contextlib.nullcontext()
         return self.train_model.no_sync()
 
@@ -216,6 +221,8 @@ class Trainer:
         """The end of an accumulation window: clip, step (unless skipped), zero the gradients, schedule."""
         optimizer, t = self.run.optimizers[name], self.settings
         if name not in self._skipped:
+            if self._average_gradients:
+                average_gradients(self._inputs[name])
             norm = None
             if t.grad_clip:
                 self.precision.unscale(optimizer)
@@ -312,6 +319,8 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss and every metric of the objective on ``split`` ("val" or "test")."""
         self.model.eval()
+        if self._average_gradients:
+            broadcast_state(self.model, buffers_only=True)
         objective = self.run.objective
         objective.start_evaluation()
         for fn in self.metric_fns.values():

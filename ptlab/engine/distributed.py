@@ -6,8 +6,10 @@ nccl on CUDA) and then:
 
 - every rank trains on its shard of each epoch (``rank``-th of every
   ``world_size`` samples of the epoch's permutation, see TensorBatches);
-- gradients are averaged by DistributedDataParallel, validation metrics are
-  all-reduced, so every rank takes the same decisions (best, early stop);
+- gradients are averaged by DistributedDataParallel (for objectives with several
+  optimizers, by :func:`average_gradients` before each optimizer steps);
+  validation metrics are all-reduced, so every rank takes the same decisions
+  (best, early stop);
 - only rank 0 makes the run directory, logs, writes TensorBoard and checkpoints;
   the others use rank 0's run directory, whatever second they started in.
 """

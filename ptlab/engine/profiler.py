@@ -32,6 +32,7 @@ class StepProfiler(Callback):
         self.folder, self.steps = folder, steps
         self.profiler: profile | None = None
         self.seen = 0
+        self.cuda = False  # set at the start of fit: CUDA kernels are recorded and ranked too
 
     def on_fit_start(self, trainer: Trainer) -> None:
         os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no "ERROR: gpuGetDeviceCount failed" on machines without a GPU

@@ -288,7 +288,7 @@ class Trainer:
         """Raise NonFiniteLoss instead of letting a checkpoint keep weights that a non-finite step produced."""
         if any_rank(self._logs.first_nonfinite() is not None, self.run.device):
             raise self._nonfinite_error()
-        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+        if not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):  # one host sync
             raise NonFiniteLoss(f"the weights are NaN or infinite after step {self.state.step} (a non-finite "
                                 f"gradient); {self._advice()}")
 

@@ -16,13 +16,16 @@ decays every parameter.
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from ptlab.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+
+log = logging.getLogger("ptlab")
 
 
 def _fast_kernels(params: list) -> dict:
@@ -82,30 +85,77 @@ def adamw(params: Iterable, lr: PositiveFloat = 1e-3, beta1: Probability = 0.9, 
                              **_fast_kernels(params))
 
 
-def constant(optimizer: torch.optim.Optimizer, warmup_steps: NonNegativeInt = 0) -> LambdaLR:
+class Schedule(LambdaLR):
+    """lr = base_lr · factor(step), with ``step`` counting trainer steps.
+
+    ``total_steps`` is the horizon a schedule such as cosine is drawn over; None
+    for schedules that do not depend on the length of the run (constant, step).
+
+    Raising ``trainer.max_epochs``/``max_steps`` on resume changes the horizon. The
+    part of the schedule still ahead is then stretched over the new remaining
+    steps: from the resumed step s₀ on, schedule step = s₀ + (s − s₀)·(T_old − s₀)/(T_new − s₀).
+    The rate goes on from where it was, without a jump, and reaches the schedule's
+    end on the new last step. A schedule that had already ended stays at its
+    final rate (to train with a new schedule, fine-tune from the checkpoint).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[float, int | None], float],
+                 total_steps: int | None = None) -> None:
+        """``factor(schedule step, horizon)``: the multiplier of the base rate."""
+        self.total_steps = total_steps  # the step the run ends on now
+        self.horizon = total_steps  # the length of the schedule's own axis: the run's first total
+        self.stretches: list[tuple[int, int, int]] = []  # (s₀, old total, new total), oldest first
+        super().__init__(optimizer, lambda s: factor(self.schedule_step(s), self.horizon))
+
+    def schedule_step(self, step: int) -> float:
+        """Where on the schedule's own axis trainer step ``step`` falls (the identity unless stretched)."""
+        position = float(step)
+        for start, old, new in reversed(self.stretches):
+            if position > start:
+                position = start + (position - start) * (old - start) / (new - start)
+        return position
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        planned = self.total_steps
+        super().load_state_dict(state_dict)
+        saved, start = self.total_steps, self.last_epoch
+        self.total_steps = planned
+        if planned is None or saved is None or saved == planned or planned <= start:
+            return
+        if start >= saved:
+            log.warning("resume: the learning-rate schedule ended at step %d; the steps added up to %d keep its "
+                        "final rate (fine-tune with finetune.from=... for a new schedule)", saved, planned)
+            self.stretches.append((start, start, planned))  # every added step sits at the schedule's end
+        else:
+            log.info("resume: the rest of the learning-rate schedule (steps %d→%d) is stretched over steps %d→%d",
+                     start, saved, start, planned)
+            self.stretches.append((start, saved, planned))
+
+
+def constant(optimizer: torch.optim.Optimizer, warmup_steps: NonNegativeInt = 0) -> Schedule:
     """The base learning rate throughout (after an optional linear warm-up)."""
-    return LambdaLR(optimizer, lambda step: _warmup(step, warmup_steps))
+    return Schedule(optimizer, lambda step, _: _warmup(step, warmup_steps))
 
 
 def cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: NonNegativeInt = 0,
-           min_lr_ratio: Probability = 0.0) -> LambdaLR:
+           min_lr_ratio: Probability = 0.0) -> Schedule:
     """Linear warm-up, then lr·[r + (1 − r)·½(1 + cos(π·t))] with t going 0 → 1 over the run."""
 
-    def factor(step: int) -> float:
+    def factor(step: float, horizon: int) -> float:
         if step < warmup_steps:
             return _warmup(step, warmup_steps)
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        t = min(1.0, (step - warmup_steps) / max(1, horizon - warmup_steps))
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
-    return LambdaLR(optimizer, factor)
+    return Schedule(optimizer, factor, total_steps)
 
 
 def step(optimizer: torch.optim.Optimizer, steps_per_epoch: int, every_n_epochs: PositiveInt = 10,
-         gamma: PositiveFloat = 0.1, warmup_steps: NonNegativeInt = 0) -> LambdaLR:
+         gamma: PositiveFloat = 0.1, warmup_steps: NonNegativeInt = 0) -> Schedule:
     """Multiply the learning rate by ``gamma`` every ``every_n_epochs`` epochs."""
     period = every_n_epochs * steps_per_epoch
-    return LambdaLR(optimizer, lambda s: _warmup(s, warmup_steps) * gamma ** (s // period))
+    return Schedule(optimizer, lambda s, _: _warmup(s, warmup_steps) * gamma ** (s // period))
 
 
-def _warmup(step: int, warmup_steps: int) -> float:
+def _warmup(step: float, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0

@@ -179,6 +179,35 @@ def test_an_interrupted_optuna_trial_is_asked_again_with_its_parameters(tmp_path
     assert again.ask().suggest_float("x", 0, 1) == x  # same parameters → same job folder → resume
 
 
+def test_an_optuna_search_interrupted_twice_completes_exactly_n_trials(tmp_path: Path) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from ptlab.sweep.optuna_study import continue_study
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def sweep(n_trials: int, interrupt_after: int | None) -> None:
+        """One run of the sweep: what a real one does with its study (ask, train, tell), cut after some trials."""
+        to_go, _ = continue_study(storage, "s", n_trials)
+        study = optuna.load_study(study_name="s", storage=storage)
+        for i in range(to_go):
+            trial = study.ask()
+            x = trial.suggest_float("x", 0, 1)
+            if i == interrupt_after:
+                return  # killed mid-trial: left RUNNING
+            study.tell(trial, x)
+
+    optuna.create_study(study_name="s", storage=storage)
+    sweep(5, interrupt_after=1)
+    sweep(5, interrupt_after=0)  # the requeued trial is interrupted again
+    sweep(5, interrupt_after=None)
+    sweep(5, interrupt_after=None)  # a finished search runs nothing more
+    states = [t.state for t in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states.count(TrialState.COMPLETE) == 5 and TrialState.RUNNING not in states
+
+
 @pytest.mark.parametrize("preset, task", [("cnn_optuna", "cnn"), ("transformer_optuna", "transformer")])
 def test_optuna_presets_search_keys_of_their_task(preset: str, task: str) -> None:
     from omegaconf import OmegaConf

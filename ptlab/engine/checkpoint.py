@@ -19,7 +19,6 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import warnings
@@ -29,6 +28,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from ptlab.atomic import write_atomic
 from ptlab.errors import PtlabError
 
 FORMAT_VERSION = 1
@@ -84,29 +84,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, ``os.replace`` into place, fsync the folder.
-
-    A crash at any moment leaves either the old file or the new one, never a mix.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """``torch.save`` through the atomic writer: a crash leaves the old file or the new one, never a mix."""
+    write_atomic(path, lambda f: torch.save(dict(payload), f))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -1,30 +1,36 @@
 """The checkpoints folder of a run: when files are written, which are complete, which to resume from.
 
     checkpoints/
-      last.pt               the newest state (every_n_steps, each epoch end, on SIGTERM/SIGINT)
-      step-00000120.pt      the newest ``keep_last`` step checkpoints (same file as last.pt, hard-linked)
+      last.pt               the newest state (every_n_steps, each epoch end, on SIGTERM/SIGINT, at the end)
+      previous.pt           the state before it (checkpoint.keep_last=0, the default)
+      step-00000120.pt      the newest ``keep_last`` step checkpoints (keep_last=K; last.pt is a copy of the newest)
       best.pt               the best weights by checkpoint.monitor
       manifest.json         size and SHA-256 of every file as it was completely written
 
-A file is complete when its size and hash match its manifest entry; a file
-without a matching entry (the run died between writing it and the manifest)
-is checked by loading it. Older step checkpoints are pruned only after the
-new one and the manifest are on disk, and nothing is ever deleted because it
-looks damaged.
+Every file is a file of its own (no hard links), so damage written into one
+in place never reaches another: a resume falls back to the next newest valid
+checkpoint (previous.pt or a step file). A file is complete when its size and
+hash match its manifest entry; a file without a matching entry (the run died
+between writing it and the manifest) is checked by loading it. Older
+checkpoints are replaced or pruned only after the new one is on disk, and
+nothing is ever deleted because it looks damaged: a damaged last.pt is kept
+as ``damaged-last-<time>.pt`` for inspection.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ptlab.atomic import TEMP_SUFFIX, fsync_dir, read_json, write_atomic, write_json
 from ptlab.engine.callbacks import Callback
-from ptlab.engine.checkpoint import CheckpointError, fsync_dir, load_checkpoint, save_atomic
+from ptlab.engine.checkpoint import CheckpointError, load_checkpoint, save_atomic
 
 if TYPE_CHECKING:
     from ptlab.engine.trainer import Trainer
@@ -47,10 +53,9 @@ class Manifest:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "manifest.json"
-        try:
-            self.entries: dict[str, dict[str, Any]] = json.loads(self.path.read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            self.entries = {}
+        saved = read_json(self.path)
+        files = saved.get("files") if isinstance(saved, dict) else None
+        self.entries: dict[str, dict[str, Any]] = files if isinstance(files, dict) else {}
 
     def record(self, path: Path, step: int) -> None:
         self.entries[path.name] = {"step": step, "size": path.stat().st_size, "sha256": sha256(path)}
@@ -61,18 +66,19 @@ class Manifest:
             self.entries.pop(name, None)
         self._write()
 
+    def rename(self, old: str, new: str) -> None:
+        """``old`` was moved to ``new`` (its bytes, so its entry, are the same)."""
+        self.entries.pop(new, None)
+        if old in self.entries:
+            self.entries[new] = self.entries.pop(old)
+        self._write()
+
     def _write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"format": 1, "files": self.entries}, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        write_json(self.path, {"format": 1, "files": self.entries})
 
     def matches(self, path: Path) -> bool:
         entry = self.entries.get(path.name)
-        return bool(entry) and path.stat().st_size == entry["size"] and sha256(path) == entry["sha256"]
+        return bool(entry) and path.is_file() and path.stat().st_size == entry["size"] and sha256(path) == entry["sha256"]
 
 
 def load_verified(path: Path, manifest: Manifest) -> dict[str, Any]:
@@ -85,16 +91,18 @@ def load_verified(path: Path, manifest: Manifest) -> dict[str, Any]:
 
 
 def resumable_files(folder: Path) -> list[Path]:
-    """last.pt and step checkpoints, newest first by the step in their name or manifest entry."""
+    """last.pt, step checkpoints and previous.pt, newest first by the step in their name or manifest entry."""
     manifest = Manifest(folder)
+    unknown_step = {"last.pt": 1 << 62, "previous.pt": -1}  # no manifest entry: last.pt is tried first, previous last
 
-    def newness(path: Path) -> tuple[int, bool]:
+    def newness(path: Path) -> tuple[int, int]:
         match = STEP_FILE.fullmatch(path.name)
         if match:
-            return int(match.group(1)), False
-        return manifest.entries.get(path.name, {}).get("step", 1 << 62), True  # last.pt first among equals
+            return int(match.group(1)), 1
+        step = manifest.entries.get(path.name, {}).get("step", unknown_step[path.name])
+        return step, 2 if path.name == "last.pt" else 0  # among equal steps: last.pt, then step files, then previous
 
-    files = [p for p in folder.glob("*.pt") if p.name == "last.pt" or STEP_FILE.fullmatch(p.name)]
+    files = [p for p in folder.glob("*.pt") if p.name in unknown_step or STEP_FILE.fullmatch(p.name)]
     return sorted(files, key=newness, reverse=True)
 
 
@@ -132,9 +140,17 @@ class Checkpointer(Callback):
         if not self.write:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; never a complete file
+        for stale in self.folder.glob(f".*{TEMP_SUFFIX}"):  # left by a run killed mid-save; never a complete file
             stale.unlink()
         self.manifest = Manifest(self.folder)
+        self._last_is_valid = self._loads(self.folder / "last.pt")
+
+    def _loads(self, path: Path) -> bool:
+        """Whether ``path`` is absent or a complete checkpoint (it is checked once, when the run starts)."""
+        try:
+            return not path.exists() or bool(load_verified(path, self.manifest))
+        except CheckpointError:
+            return False
 
     def save_last(self, trainer: Trainer) -> None:
         step = trainer.state.step
@@ -146,19 +162,33 @@ class Checkpointer(Callback):
         if not self.write:
             return
         last = self.folder / "last.pt"
+        self._set_aside_damaged(last)
         if self.keep_last:
             step_file = self.folder / f"step-{step:08d}.pt"
             save_atomic(payload, step_file)
             self.manifest.record(step_file, step)
-            link = self.folder / f".last.pt.{os.getpid()}.tmp"
-            os.link(step_file, link)  # the same bytes, written once
-            os.replace(link, last)
-            fsync_dir(self.folder)
+            with step_file.open("rb") as source:  # a copy, not a link: damage to one file never reaches the other
+                write_atomic(last, lambda f: shutil.copyfileobj(source, f))
         else:
+            if last.exists():  # the state before this one stays as previous.pt until the next save
+                os.replace(last, self.folder / "previous.pt")
+                fsync_dir(self.folder)
+                self.manifest.rename("last.pt", "previous.pt")
             save_atomic(payload, last)
         self.manifest.record(last, step)
+        self._last_is_valid = True
         self._prune()
         trainer.last_checkpoint = (last, step)
+
+    def _set_aside_damaged(self, last: Path) -> None:
+        """A last.pt this run did not find valid is kept under another name, not rotated or overwritten."""
+        if self._last_is_valid or not last.exists():
+            return
+        kept = self.folder / f"damaged-last-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+        os.replace(last, kept)
+        fsync_dir(self.folder)
+        self.manifest.forget(["last.pt"])
+        log.warning("last.pt was damaged; kept as %s (nothing is deleted)", kept)
 
     def _prune(self) -> None:
         steps = sorted((p for p in self.folder.glob("step-*.pt") if STEP_FILE.fullmatch(p.name)),

@@ -47,8 +47,15 @@ def world_from_env() -> World:
 
 
 def join(world: World, device_type: str) -> None:
-    """Join the process group once (gloo on CPU, nccl on CUDA)."""
+    """Join the process group once (gloo on CPU, nccl on CUDA).
+
+    On CUDA each rank first selects its own GPU (``LOCAL_RANK``): NCCL and every
+    object collective (a broadcast of the run directory) use the current device,
+    which would otherwise be GPU 0 on every rank.
+    """
     if world.distributed and not dist.is_initialized():
+        if device_type == "cuda":
+            torch.cuda.set_device(world.local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
 
 

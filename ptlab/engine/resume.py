@@ -16,6 +16,7 @@ from typing import Any
 from ptlab.config import fixed_defaults
 from ptlab.engine.checkpoint import CheckpointError
 from ptlab.engine.checkpointer import Manifest, load_verified, newest_valid
+from ptlab.engine.distributed import World
 from ptlab.errors import ConfigError
 
 log = logging.getLogger("ptlab")
@@ -28,29 +29,59 @@ CHANGEABLE = (
 )
 
 
-def resume_payload(cfg, run_dir: Path) -> tuple[dict[str, Any], dict | None] | None:
-    """(checkpoint to continue from, best weights) or None to start fresh."""
+def resume_payload(cfg, run_dir: Path | None, world: World | None = None) -> tuple[dict[str, Any], dict | None] | None:
+    """(checkpoint to continue from, best weights) or None to start fresh.
+
+    Under torchrun every rank reads the run directory itself; the ranks then compare
+    what they found, so nodes that do not share a filesystem stop with one error
+    instead of silently resuming from different states.
+    """
     from omegaconf import OmegaConf
 
     target = run_dir if cfg.resume == "auto" else Path(cfg.resume).expanduser()
     try:
-        if target.is_file():
-            payload, path = load_verified(target, Manifest(target.parent)), target
-        else:
-            found = newest_valid(target / "checkpoints")
-            if found is None:
-                if cfg.resume != "auto":
-                    raise ConfigError(f"resume: {target} holds no checkpoints; give a run directory or a .pt file")
-                log.info("resume=auto: no checkpoint in %s, starting fresh", target / "checkpoints")
-                return None
-            payload, path = found
+        found = _find(target, auto=cfg.resume == "auto")
     except CheckpointError as err:
-        raise ConfigError(f"resume: {str(err).removeprefix('ckpt: ').removeprefix('resume: ')}") from None
+        found, error = None, ConfigError(f"resume: {str(err).removeprefix('ckpt: ').removeprefix('resume: ')}")
+    else:
+        error = None
+    _check_ranks_agree(found, error, world or World())
+    if error is not None:
+        raise error
+    if found is None:
+        return None
+    payload, path = found
     if not payload["optimizers"]:
         raise ConfigError(f"resume: {path} holds weights only (best.pt); resume from last.pt or a step checkpoint")
     check_config_changes(payload["config"], OmegaConf.to_container(cfg, resolve=True))
     log.info("resuming from %s (epoch %d, step %d)", path, payload["loop"]["epoch"], payload["loop"]["step"])
     return payload, best_weights(path.parent)
+
+
+def _find(target: Path, auto: bool) -> tuple[dict[str, Any], Path] | None:
+    if target.is_file():
+        return load_verified(target, Manifest(target.parent)), target
+    found = newest_valid(target / "checkpoints")
+    if found is None:
+        if not auto:
+            raise ConfigError(f"resume: {target} holds no checkpoints; give a run directory or a .pt file")
+        log.info("resume=auto: no checkpoint in %s, starting fresh", target / "checkpoints")
+    return found
+
+
+def _check_ranks_agree(found: tuple[dict[str, Any], Path] | None, error: Exception | None, world: World) -> None:
+    """Every rank of a torchrun job must resume from the same checkpoint (path and step), or none may."""
+    if not world.distributed:
+        return
+    from ptlab.engine.distributed import gather
+
+    mine = "error" if error is not None else None if found is None else (str(found[1]), found[0]["loop"]["step"])
+    seen = gather(mine, world)
+    if len(set(seen)) > 1:
+        described = "; ".join(f"rank {rank}: " + ("nothing" if s is None else s if isinstance(s, str) else
+                                                    f"{s[0]} (step {s[1]})") for rank, s in enumerate(seen))
+        raise ConfigError(f"resume: the processes found different checkpoints ({described}). Every node must see "
+                          "the same run directory: put hydra.run.dir on a filesystem all nodes share")
 
 
 def best_weights(folder: Path) -> dict | None:

@@ -14,7 +14,14 @@ A GAN's objective calls ``optimize`` twice per batch ("discriminator", then
 
 Metrics stay on the device between logging points: ``.item()`` is called every
 ``log_every_n_steps`` steps and at epoch end, never per step. Signals only set
-a flag; the loop checks it at the next step boundary, checkpoints and stops.
+a flag (ptlab.engine.signals); the loop checks it at the next step boundary and
+before the final validation, test pass and metrics, checkpoints and stops.
+Every schedule advances once per trainer step, however often its optimizer
+stepped in it (a GAN's discriminator with ``d_steps``).
+
+A run that ended — by its budget or by early stopping, whose reason is part of
+the saved loop state — is finished: resuming it trains no further unless
+``trainer.max_epochs``/``max_steps`` was raised.
 
 A NaN or infinite loss is found at the next logging point (or before any
 checkpoint is written, whichever comes first) and stops the run with the exact
@@ -33,7 +40,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager, Iterator
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
@@ -42,6 +49,7 @@ from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
 from ptlab.engine.distributed import all_sum, any_rank, average_gradients, broadcast_state, gather
 from ptlab.engine.precision import Precision
+from ptlab.engine.signals import StopSignals
 from ptlab.engine.step_logs import StepLogs
 from ptlab.errors import PtlabError
 
@@ -75,6 +83,7 @@ class LoopState:
     validated_at_step: int = -1  # the step of the latest validation
     world_size: int = 1  # processes that trained (torchrun)
     skipped_steps: int = 0  # steps skipped for a non-finite loss or gradient (trainer.skip_nonfinite)
+    stop_reason: str | None = None  # why the run stopped before its budget (early stopping); None while it may go on
 
 
 @dataclass
@@ -106,7 +115,8 @@ class BestMetric:
 class Trainer:
     """Trains ``run.model`` on ``run.data`` with ``run.objective``; callbacks do the optional parts."""
 
-    def __init__(self, run: Run, callbacks: list[Callback]) -> None:
+    def __init__(self, run: Run, callbacks: list[Callback], signals: StopSignals | None = None) -> None:
+        """``signals``: the run's stop signals when the caller catches them for longer than :meth:`fit`."""
         cfg = run.cfg
         self.run = run
         self.cfg = cfg
@@ -130,8 +140,8 @@ class Trainer:
         self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, self.settings.early_stopping.min_delta)
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.metric_fns = run.metric_fns
-        self._stop_reason: str | None = None
-        self._signal: int | None = None
+        self.signals = signals or StopSignals()
+        self._own_signals = signals is None
         self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
         self._window, self._window_ends = 1, True
         self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
@@ -148,11 +158,16 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train until max_epochs/max_steps or an early stop, then test with the best weights."""
+        with self.signals.caught() if self._own_signals else contextlib.nullcontext():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         s, t = self.state, self.settings
         train = self.run.data.train
         self._emit("on_fit_start")
-        with self._catch_signals(), self._anomaly_detection():
-            while self._stop_reason is None and not self._budget_spent():
+        self._stop_if_signalled()
+        with self._anomaly_detection():
+            while s.stop_reason is None and not self._budget_spent():
                 self.train_model.train()
                 for module in self.run.frozen_modules:
                     module.eval()
@@ -162,12 +177,10 @@ class Trainer:
                     self._train_on(batch, batches_per_epoch)
                     if self._window_ends:
                         self._end_step()
-                        if self._interrupted() or self._stop_reason or (t.max_steps is not None and s.step >= t.max_steps):
+                        if self._interrupted() or s.stop_reason or (t.max_steps is not None and s.step >= t.max_steps):
                             break
                 s.train_seconds += time.perf_counter() - started
-                if self._interrupted():
-                    self._emit("on_interrupt")
-                    raise TrainingInterrupted(self._signal or signal.SIGTERM)
+                self._stop_if_signalled()
                 if s.batch_in_epoch == batches_per_epoch:
                     s.epoch, s.batch_in_epoch = s.epoch + 1, 0
                     if s.epoch % t.val_every_n_epochs == 0 or self._budget_spent():
@@ -175,8 +188,9 @@ class Trainer:
                     self._emit("on_epoch_end")
         if s.validated_at_step != s.step:
             self.validate()  # the run ended between validations: judge its final weights too
-        if self._stop_reason:
-            log.info(self._stop_reason)
+        self._stop_if_signalled()
+        if s.stop_reason:
+            log.info(s.stop_reason)
         if s.skipped_steps:
             log.warning("%d of %d steps were skipped for a non-finite loss or gradient", s.skipped_steps, s.step)
         return self._finish()
@@ -235,14 +249,21 @@ class Trainer:
                     self._skipped.add(name)
         if name in self._skipped:
             optimizer.zero_grad(set_to_none=True)
-            with warnings.catch_warnings():  # torch warns when the very first step is skipped; it is meant to be
-                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler.step\(\)` before")
-                self.run.schedulers[name].step()  # the schedule follows the step count, skipped steps included
             return
         self.precision.step(optimizer)
         self._stepped = True
         optimizer.zero_grad(set_to_none=True)
-        self.run.schedulers[name].step()
+
+    def _advance_schedules(self) -> None:
+        """Every schedule moves one trainer step, skipped steps included, whatever its optimizer did in it."""
+        if self.state.step == 0:  # torch warns when the first step of an optimizer was skipped (GradScaler, d_steps)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler.step\(\)` before")
+                for scheduler in self.run.schedulers.values():
+                    scheduler.step()
+            return
+        for scheduler in self.run.schedulers.values():
+            scheduler.step()
 
     def _finite(self, value: torch.Tensor) -> bool:
         """Whether ``value`` is finite on every rank (a host sync: used only with trainer.skip_nonfinite)."""
@@ -253,6 +274,7 @@ class Trainer:
         if self._stepped:
             self.precision.update()
             self._stepped = False
+        self._advance_schedules()
         s.step += 1
         if self._skipped:
             s.skipped_steps += 1
@@ -319,10 +341,10 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss and every metric of the objective on ``split`` ("val" or "test")."""
         self.model.eval()
-        if self._average_gradients:
+        if self.world.distributed:  # every rank measures rank 0's buffers (BatchNorm statistics): what best.pt holds
             broadcast_state(self.model, buffers_only=True)
         objective = self.run.objective
-        objective.start_evaluation()
+        objective.start_evaluation(rank=self.world.rank, world_size=self.world.size)
         for fn in self.metric_fns.values():
             fn.reset()
         loss_sum = torch.zeros((), device=self.run.device)
@@ -362,7 +384,9 @@ class Trainer:
         if self.settings.skip_nonfinite:
             results["skipped_steps"] = self.state.skipped_steps
         self.model.load_state_dict(last_weights)
+        self._stop_if_signalled()  # before anything final is written: the relaunch repeats the test pass
         self._emit("on_fit_end", results)
+        self._stop_if_signalled()  # the run is complete; its relaunch prints these metrics
         return results
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -399,6 +423,10 @@ class Trainer:
         if self.precision.scaler and payload["scaler"]:
             self.precision.scaler.load_state_dict(payload["scaler"])
         self.state = LoopState(**payload["loop"])
+        if self.state.stop_reason and self._budget_raised(payload["config"]["trainer"]):
+            log.info("resume: the run had stopped (%s); the raised budget lets it go on, with the same patience "
+                     "count", self.state.stop_reason)
+            self.state.stop_reason = None
         for key, value in payload["best"].items():
             setattr(self.best, key, value)
         self.best_weights = best_weights
@@ -412,7 +440,20 @@ class Trainer:
                         "dropout restart from rank 0's", self.state.world_size, self.world.size)
             self.state.world_size = self.world.size
 
+    def _budget_raised(self, saved: dict[str, Any]) -> bool:
+        """Whether this run may take more steps than the saved run's trainer settings allowed."""
+        def more(key: str) -> bool:
+            old, new = saved.get(key), getattr(self.settings, key)
+            return old is not None and (new is None or new > old)
+
+        return more("max_epochs") or more("max_steps")
+
     # --- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """The run has ended: its budget is spent or it stopped early (training it further does nothing)."""
+        return self.state.stop_reason is not None or self._budget_spent()
 
     @property
     def total_steps(self) -> int:
@@ -422,11 +463,19 @@ class Trainer:
         return min(total, t.max_steps) if t.max_steps is not None else total
 
     def request_stop(self, reason: str) -> None:
-        self._stop_reason = reason
+        """End the run after this validation or step (saved with the run: a relaunch does not train on)."""
+        self.state.stop_reason = reason
 
     def _interrupted(self) -> bool:
         """A signal arrived here, or on any rank of a torchrun job (all ranks stop at the same step)."""
-        return any_rank(self._signal is not None, self.run.device) if self.world.distributed else self._signal is not None
+        received = self.signals.received is not None
+        return any_rank(received, self.run.device) if self.world.distributed else received
+
+    def _stop_if_signalled(self) -> None:
+        """At a safe point: after a SIGTERM/SIGINT, save the state and stop (TrainingInterrupted)."""
+        if self._interrupted():
+            self._emit("on_interrupt")
+            raise TrainingInterrupted(self.signals.received or signal.SIGTERM)
 
     def _budget_spent(self) -> bool:
         t, s = self.settings, self.state
@@ -444,20 +493,3 @@ class Trainer:
 
         return nan_detection(lambda found: NonFiniteLoss(
             f"anomaly detection at step {self.state.step + 1}: {found}; {self._advice()}"))
-
-    @contextlib.contextmanager
-    def _catch_signals(self) -> Iterator[None]:
-        """SIGTERM/SIGINT only set a flag; the loop stops at the next step boundary."""
-
-        def handler(signum: int, frame: Any) -> None:
-            self._signal = signum
-
-        try:
-            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-        except ValueError:  # not the main thread: leave signals alone
-            previous = {}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)

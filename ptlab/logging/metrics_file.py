@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ptlab.atomic import write_json
 from ptlab.engine.callbacks import Callback
 
 if TYPE_CHECKING:
     from ptlab.engine.trainer import Trainer
-
-
-def write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class MetricsFile(Callback):
@@ -24,4 +17,4 @@ class MetricsFile(Callback):
         self.path = path
 
     def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        write_json(metrics, self.path)
+        write_json(self.path, metrics)

@@ -29,6 +29,9 @@ from ptlab.models.gan import GAN
 from ptlab.objectives.base import Objective
 
 
+NOISE_BLOCK = 256  # evaluation noise is drawn this many rows at a time, each block from its own seed
+
+
 class Adversarial(Objective):
     """Generator vs discriminator; evaluated by the Fréchet distance of generated to real images."""
 
@@ -43,7 +46,7 @@ class Adversarial(Objective):
         self.metrics = list(metrics)
         self.samples = samples
         self.eval_seed = eval_seed
-        self._eval_noise: torch.Generator | None = None
+        self.start_evaluation()
 
     def parameters(self, model: GAN) -> dict[str, list]:
         return {"discriminator": list(model.discriminator.parameters()),
@@ -76,18 +79,33 @@ class Adversarial(Objective):
             return F.softplus(-d_fake).mean()  # −log σ(d_fake)
         return -d_fake.mean()
 
-    # --- evaluation: the same noise every time, so scores compare across epochs and with `ptlab eval`
+    # --- evaluation: the same noise every time, so scores compare across epochs, with `ptlab eval`
+    # and across process counts: the i-th sample of a split is always paired with noise row i.
 
-    def start_evaluation(self) -> None:
-        self._eval_noise = None
+    def start_evaluation(self, rank: int = 0, world_size: int = 1) -> None:
+        self._evaluated, self._rank, self._world_size = 0, rank, world_size
+        self._noise_blocks: dict[int, Tensor] = {}
 
     def loss(self, model: GAN, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """D's loss on a real batch and as many generated images; (loss, generated, real) for the metrics."""
         real = batch[0]
-        if self._eval_noise is None:
-            self._eval_noise = torch.Generator(real.device).manual_seed(self.eval_seed)
-        fake = model.generator(model.noise(len(real), self._eval_noise))
+        local = torch.arange(self._evaluated, self._evaluated + len(real))
+        self._evaluated += len(real)
+        fake = model.generator(self.eval_noise(model, local * self._world_size + self._rank))
         return self.discriminator_loss(model.discriminator(real), model.discriminator(fake)), fake, real
+
+    def eval_noise(self, model: GAN, samples: Tensor) -> Tensor:
+        """Noise rows for the given sample numbers of the split, drawn in seeded blocks of NOISE_BLOCK rows."""
+        device = next(model.parameters()).device
+        blocks, rows = (samples // NOISE_BLOCK).to(device), (samples % NOISE_BLOCK).to(device)
+        noise = torch.empty(len(samples), model.latent_dim, device=device)
+        for block in blocks.unique().tolist():
+            if block not in self._noise_blocks:
+                generator = torch.Generator(device).manual_seed(self.eval_seed * 1_000_003 + block)
+                self._noise_blocks[block] = model.noise(NOISE_BLOCK, generator)
+            here = blocks == block
+            noise[here] = self._noise_blocks[block][rows[here]]
+        return noise
 
     def baselines(self, data, results: dict[str, float]) -> dict[str, float]:
         if "fid" not in self.metrics:

@@ -34,8 +34,12 @@ class Objective:
         """Trainable parameters per optimizer name; one optimizer, "main", by default."""
         return {"main": [p for p in model.parameters() if p.requires_grad]}
 
-    def start_evaluation(self) -> None:
-        """Called before each evaluation pass (e.g. to reset a fixed evaluation noise)."""
+    def start_evaluation(self, rank: int = 0, world_size: int = 1) -> None:
+        """Called before each evaluation pass (e.g. to reset a fixed evaluation noise).
+
+        Under torchrun, ``rank`` of ``world_size`` evaluates every ``world_size``-th sample of
+        the split, from sample ``rank`` (ptlab.data.loaders.shard_order).
+        """
 
     def callbacks(self, run_dir: Any) -> list:
         """Extra trainer callbacks this objective needs (e.g. sample grids); none by default."""

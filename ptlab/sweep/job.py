@@ -15,7 +15,6 @@ Each job leaves ``job.json`` ({"status": ..., "error": ...}) for the summary.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -51,25 +50,25 @@ def objective_value(metrics: Mapping[str, Any], objective: str) -> float | None:
 
 
 def write_record(run_dir: Path, status: str, error: str | None = None) -> None:
-    from ptlab.logging.metrics_file import write_json
+    from ptlab.atomic import write_json
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json({"status": status, "error": error}, run_dir / RECORD)
+    write_json(run_dir / RECORD, {"status": status, "error": error})
 
 
 def run_sweep_job(cfg: DictConfig, hydra_cfg: DictConfig, run_dir: Path) -> float | None:
     """Run (or skip) one job of a multirun in ``run_dir``; return its objective, NaN if it failed."""
     from ptlab.api import train
+    from ptlab.atomic import read_json
     from ptlab.engine.trainer import TrainingInterrupted
     from ptlab.sweep.preemption import requeue_on_preemption
 
     limit_threads(hydra_cfg.launcher)
-    finished = run_dir / "metrics.json"
-    if finished.is_file():
+    finished = read_json(run_dir / "metrics.json")  # torn or missing: not finished, the job resumes
+    if isinstance(finished, dict):
         log.info("%s finished in an earlier run of this sweep: skipped (to train it again, delete that folder "
                  "or pass hydra.sweep.dir=NEW)", run_dir)
         write_record(run_dir, "skipped")
-        return objective_value(json.loads(finished.read_text()), cfg.sweep.objective)
+        return objective_value(finished, cfg.sweep.objective)
     status = "resumed" if any((run_dir / "checkpoints").glob("*.pt")) else "completed"
     if cfg.resume is None:
         cfg.resume = "auto"

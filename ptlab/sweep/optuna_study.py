@@ -9,7 +9,9 @@ runs before Hydra's Optuna sweeper is made:
   run ``n_trials`` more each time);
 - trials that an interrupted run left RUNNING are marked failed and their
   parameters queued again: the same parameters make the same job config, so the
-  same job folder, where the job resumes from its checkpoints;
+  same job folder, where the job resumes from its checkpoints. Their numbers are
+  kept in the study (``ptlab_requeued_trials``), so they never count towards
+  ``n_trials``, however often the search is interrupted;
 - the sampler's seed is offset by the number of trials already in the study, so
   a continued search draws new points instead of replaying the first run's.
 """
@@ -24,6 +26,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 log = logging.getLogger("ptlab")
+
+REQUEUED = "ptlab_requeued_trials"  # study attribute: numbers of the trials an interruption left unfinished
 
 
 class ContinueStudy(Callback):
@@ -52,13 +56,16 @@ def continue_study(storage: str, study_name: str, n_trials: int) -> tuple[int, i
     except KeyError:  # no such study yet
         return n_trials, 0
     trials = study.trials
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    requeued = set(study.user_attrs.get(REQUEUED, []))  # failed by us for an interruption, not by the job
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and t.number not in requeued)]
     stale = [t for t in trials if t.state == TrialState.RUNNING]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # enqueue_trial, in optuna 2.x
         for trial in stale:
             study.tell(trial.number, state=TrialState.FAIL)
             study.enqueue_trial(trial.params)
+    study.set_user_attr(REQUEUED, sorted(requeued | {t.number for t in stale}))
     to_go = max(0, n_trials - len(done))
     log.info("optuna: study %r continues: %d trials finished, %d interrupted (asked again with the same "
              "parameters), %d to go", study_name, len(done), len(stale), to_go)

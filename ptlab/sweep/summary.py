@@ -11,7 +11,7 @@ the exit status).
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 
+from ptlab.atomic import read_json, write_text
 from ptlab.sweep.job import RECORD, objective_value
 
 STATUS_STYLES = {"completed": "green", "resumed": "green", "skipped": "dim", "failed": "bold red",
@@ -48,8 +49,10 @@ def read_jobs(sweep_dir: Path, objective: str) -> list[Job]:
             key, _, value = str(item).partition("=")
             overrides[key.lstrip("+~")] = value
         metrics_file, record_file = folder / "metrics.json", folder / RECORD
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        metrics = read_json(metrics_file)  # missing or torn: the job has not finished
+        metrics = metrics if isinstance(metrics, dict) else {}
+        record = read_json(record_file)
+        record = record if isinstance(record, dict) else {}
         status = record.get("status") or ("completed" if metrics else "unfinished")
         value = objective_value(metrics, objective)
         jobs.append(Job(folder, overrides, metrics, status, record.get("error"),
@@ -90,14 +93,13 @@ def _cell(value: Any) -> str:
 
 
 def write_csv(jobs: list[Job], keys: list[str], metrics: list[str], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["rank", "job", "status", *keys, *metrics, "error"])
-        for rank, job in enumerate(jobs, 1):
-            writer.writerow([rank, job.folder.name, job.status, *[job.overrides.get(k, "") for k in keys],
-                             *[job.metrics.get(m, "") for m in metrics], job.error or ""])
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["rank", "job", "status", *keys, *metrics, "error"])
+    for rank, job in enumerate(jobs, 1):
+        writer.writerow([rank, job.folder.name, job.status, *[job.overrides.get(k, "") for k in keys],
+                         *[job.metrics.get(m, "") for m in metrics], job.error or ""])
+    write_text(path, text.getvalue())
 
 
 def print_table(jobs: list[Job], swept: list[str], metrics: list[str], title: str, caption: str) -> None:

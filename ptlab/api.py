@@ -185,17 +185,46 @@ def build_node(registry, node: Mapping[str, Any], key: str, **injected: Any) -> 
 
 
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train as ``ptlab train`` would; with ``run_dir`` also write checkpoints, TensorBoard and metrics.json."""
+    """Train as ``ptlab train`` would; with ``run_dir`` also write checkpoints, TensorBoard and metrics.json.
+
+    SIGTERM/SIGINT are caught from here to the end (see ptlab.engine.signals). A
+    relaunch of a finished run (``resume=auto``) trains no further: it prints the
+    run's final metrics, or completes the test pass if it was interrupted.
+    """
+    from ptlab.engine.signals import StopSignals
+    from ptlab.engine.trainer import TrainingInterrupted
+
+    if cfg.trainer.profile_steps and run_dir is None:
+        raise ConfigError("trainer.profile_steps: the trace is written into the run directory; pass run_dir")
+    if cfg.resume == "auto" and run_dir is None:
+        raise ConfigError("resume: auto looks for checkpoints in the run directory; pass run_dir")
+    with StopSignals().caught() as signals:
+        run = build(cfg)
+        if signals.received:  # nothing trained yet: nothing to save
+            raise TrainingInterrupted(signals.received)
+        trainer = _trainer(run, None if run_dir is None else Path(run_dir), signals)
+        if cfg.resume is not None:
+            from ptlab.engine.resume import resume_payload
+
+            found = resume_payload(cfg, Path(run_dir) if run_dir is not None else None, run.world)
+            if found is not None:
+                trainer.restore(*found)
+        if trainer.finished and run_dir is not None:
+            final = _final_metrics(Path(run_dir), run.world)
+            if final is not None:
+                return final
+        return trainer.fit()
+
+
+def _trainer(run: Run, run_dir: Path | None, signals) -> Any:
+    """The trainer with the callbacks this run asks for (files only with a run directory, and only on rank 0)."""
     from ptlab.engine.callbacks import EarlyStopping
     from ptlab.engine.checkpointer import Checkpointer
-    from ptlab.engine.resume import resume_payload
     from ptlab.engine.trainer import Trainer
     from ptlab.logging.console import ConsoleLogger
     from ptlab.logging.metrics_file import MetricsFile
 
-    if cfg.trainer.profile_steps and run_dir is None:
-        raise ConfigError("trainer.profile_steps: the trace is written into the run directory; pass run_dir")
-    run = build(cfg)
+    cfg = run.cfg
     main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
     callbacks: list = [ConsoleLogger(cfg.trainer.progress, cfg.checkpoint.monitor)] if main else []
     if cfg.trainer.early_stopping.patience:
@@ -203,10 +232,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     if run_dir is not None:
         from ptlab.logging.tensorboard import TensorBoardLogger
 
-        run_dir = Path(run_dir)
         if run.data.tokenizer is not None and main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "tokenizer.json").write_text(run.data.tokenizer, encoding="utf-8")
+            from ptlab.atomic import write_text
+
+            write_text(run_dir / "tokenizer.json", run.data.tokenizer)
         if cfg.checkpoint.save:
             callbacks.append(Checkpointer(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
                                           cfg.checkpoint.keep_last, write=main))
@@ -217,14 +246,24 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             from ptlab.engine.profiler import StepProfiler
 
             callbacks.append(StepProfiler(run_dir / "profile", cfg.trainer.profile_steps))
-    trainer = Trainer(run, callbacks)
-    if cfg.resume is not None:
-        if run_dir is None and cfg.resume == "auto":
-            raise ConfigError("resume: auto looks for checkpoints in the run directory; pass run_dir")
-        found = resume_payload(cfg, run_dir)
-        if found is not None:
-            trainer.restore(*found)
-    return trainer.fit()
+    return Trainer(run, callbacks, signals)
+
+
+def _final_metrics(run_dir: Path, world: World) -> dict[str, Any] | None:
+    """A finished run's metrics.json, printed (None if it was never completely written: finish the run)."""
+    from ptlab.atomic import read_json
+    from ptlab.engine.distributed import broadcast
+
+    final = broadcast(read_json(run_dir / "metrics.json") if world.is_main else None, world)
+    if not isinstance(final, dict):
+        return None
+    if world.is_main:
+        from ptlab.logging.console import print_metrics_table
+
+        log.info("%s finished earlier: nothing to train (raise trainer.max_epochs or trainer.max_steps to train "
+                 "further); its final metrics:", run_dir)
+        print_metrics_table(final)
+    return final
 
 
 def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (), device: str | None = None) -> dict[str, float]:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import read_metrics, run_ptlab, subprocess_env
+from ptlab.atomic import read_json
 
 # Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
 TASKS = {
@@ -35,13 +36,20 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_step(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until the run has written its first checkpoint (it is then mid-training)."""
+def saved_step(run_dir: Path) -> int:
+    """The step of the newest complete last.pt, from the manifest (-1 before the first)."""
+    files = read_json(run_dir / "checkpoints" / "manifest.json") or {}
+    return files.get("files", {}).get("last.pt", {}).get("step", -1)
+
+
+def wait_for_step(run_dir: Path, proc: subprocess.Popen, past: int = -1, timeout: float = 120) -> int:
+    """Wait until the run has saved a checkpoint of a step after ``past`` (it is then training on); return it."""
     deadline = time.monotonic() + timeout
-    while not (run_dir / "checkpoints" / "last.pt").exists():
-        assert proc.poll() is None, f"run ended before its first checkpoint: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no checkpoint appeared"
+    while (step := saved_step(run_dir)) <= past:
+        assert proc.poll() is None, f"run ended before it saved a step after {past}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"no checkpoint after step {past} appeared"
         time.sleep(0.02)
+    return step
 
 
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -63,15 +71,20 @@ def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> N
     reference = workdir / "reference"
     run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
 
+    total = read_metrics(reference)["step"]
+
     run_dir = workdir / "killed"
     rng = random.Random(task)
+    landed: list[int] = []  # the saved step each kill left behind
     for kill in range(2):  # two SIGKILLs at random moments (mid-step, mid-save, mid-validation)
         proc = start([*args, "resume=auto", f"hydra.run.dir={run_dir}"], workdir)
-        wait_for_step(run_dir, proc)
-        time.sleep(rng.uniform(0.05, 0.6))
+        wait_for_step(run_dir, proc, past=landed[-1] if landed else -1)  # the resumed run has trained on
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
         assert not (run_dir / "metrics.json").exists()
+        landed.append(saved_step(run_dir))
+    assert 0 <= landed[0] < landed[1] < total, f"kills landed at steps {landed} of {total}"
     run_ptlab("train", *args, "resume=auto", f"hydra.run.dir={run_dir}", cwd=workdir, check=True)
     assert_same_run(reference, run_dir)
 
@@ -119,9 +132,13 @@ def test_damaged_last_falls_back_to_newest_valid(workdir: Path, damage: str) -> 
     folder = run_dir / "checkpoints"
     assert sorted(p.name for p in folder.glob("step-*.pt")) == ["step-00000025.pt", "step-00000026.pt"]
     last = folder / "last.pt"
-    data = last.read_bytes()
-    last.unlink()  # last.pt is a hard link of the newest step file: damage only last.pt
-    last.write_bytes(data[: len(data) // 2] if damage == "truncate" else random.Random(0).randbytes(len(data)))
+    newest = (folder / "step-00000026.pt").read_bytes()
+    with open(last, "r+b") as f:  # damaged in place: the same inode, as a disk or a stray write would
+        if damage == "truncate":
+            f.truncate(len(newest) // 2)
+        else:
+            f.write(random.Random(0).randbytes(len(newest)))
+    assert (folder / "step-00000026.pt").read_bytes() == newest  # the damage reached one file only
     proc = short_run(workdir, run_dir, "resume=auto", "trainer.max_epochs=3")
     assert proc.returncode == 0, proc.stderr
     log = (run_dir / "train.log").read_text()

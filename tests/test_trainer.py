@@ -79,9 +79,13 @@ def test_early_stopping_stops_and_reports_best() -> None:
 
 
 def test_test_metrics_use_the_best_weights() -> None:
-    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=4", "checkpoint.monitor=val/loss"])
+    # A constant, too-large rate: validation loss bounces, so the best epoch is not the last one.
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=8", "checkpoint.monitor=val/loss",
+                         "scheduler=constant", "optimizer.lr=3.0"])
     trainer = Trainer(ptlab.build(cfg), [])
     metrics = trainer.fit()
+    assert trainer.best.step < trainer.state.step, "the best validation was the last: this test proves nothing"
+    assert trainer.evaluate("test")["test/loss"] != pytest.approx(metrics["test/loss"], rel=1e-6)  # the last weights
     trainer.model.load_state_dict(trainer.best_weights)
     assert trainer.evaluate("test")["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-6)
     assert trainer.evaluate("val")["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-6)

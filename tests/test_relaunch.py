@@ -242,3 +242,19 @@ def test_gan_evaluation_noise_is_the_same_per_sample_for_any_number_of_processes
     assert one.keys() == two.keys() == set(range(600))
     assert all(torch.equal(one[i], two[i]) for i in one)
     assert len({tuple(row.tolist()) for row in one.values()}) == 600  # distinct samples, also across blocks
+
+
+def test_ranks_that_find_different_checkpoints_stop_with_one_error(workdir: Path) -> None:
+    """Nodes without a shared filesystem: each rank's run directory is its own (by LOCAL_RANK), only rank 0's
+    holds the checkpoint. Resuming must refuse, not let the ranks go on from different states."""
+    from test_distributed import torchrun
+
+    args = ["task=logreg", "trainer.progress=plain", "trainer.max_epochs=1", "device=cpu"]
+    run_ptlab("train", *args, f"hydra.run.dir={workdir}/node0", cwd=workdir, check=True)
+    proc = torchrun(*args[:-2], "trainer.max_epochs=2", "device=cpu", "resume=auto",
+                    f"hydra.run.dir={workdir}/node${{oc.env:LOCAL_RANK}}", cwd=workdir)
+    assert proc.returncode != 0
+    assert "resume: the processes found different checkpoints (rank 0: " in proc.stderr
+    assert "rank 1: nothing" in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if 'File "' in line and "/ptlab/" in line]  # torchrun's own
+    assert read_metrics(workdir / "node0")["epoch"] == 1  # nothing trained on, nothing overwritten

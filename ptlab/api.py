@@ -102,6 +102,7 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
     data_cfg = {k: v for k, v in cfg.data.items() if k != PER_DEVICE}
     data = build_node(catalog.DATASETS, data_cfg, "data", target_kind=objective.target_kind, device=device,
                       seed=cfg.seed, trained_tokenizer=trained_tokenizer)
+    check_model_fits(cfg, objective, data.info)
     model = place_model(build_node(catalog.MODELS, cfg.model, "model", **data.info), device)
     if world.distributed:
         data = shard_data(data, world, cfg.data)
@@ -138,6 +139,38 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
         for name in objective.metrics
     }
     return Run(cfg, device, objective, data, model, optimizers, schedulers, metric_fns, frozen_modules, world)
+
+
+def check_model_fits(cfg: DictConfig, objective: Objective, info: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming model= and data=, a model made for another kind of target (its ``serves`` mark,
+    see ptlab/models/__init__.py) or one that needs an input the data does not describe (e.g. an image model's
+    ``in_channels`` on a table); name the models that fit."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from ptlab import catalog
+
+    def problem(node: Mapping[str, Any]) -> str | None:
+        fn, _ = catalog.MODELS.resolve(node, "model")
+        kinds = getattr(fn, "target_kinds", None)
+        if kinds is not None and objective.target_kind not in kinds:
+            made_for = " or ".join(kind.replace("_", " ") for kind in kinds)
+            wanted = objective.target_kind.replace("_", " ")
+            return f"it is made for {made_for}, not {wanted} (objective={cfg.objective.name})"
+        missing = [p.name for p in inspect.signature(fn).parameters.values()
+                   if p.name in catalog.MODELS.injected and p.default is p.empty and p.name not in info]
+        if missing:
+            given = ", ".join(k for k in info if k in catalog.MODELS.injected) or "nothing a model reads"
+            return f"it needs {', '.join(missing)} from the data, which gives {given}"
+        return None
+
+    why = problem(OmegaConf.to_container(cfg.model, resolve=True))
+    if why is not None:
+        fits = [name for name in catalog.MODELS.names() if problem({"name": name}) is None]
+        model, data = cfg.model.get("name", cfg.model.get("_target_")), cfg.data.get("name", cfg.data.get("_target_"))
+        hint = f"use model={' or model='.join(fits)}" if fits else "choose another data= or objective="
+        raise ConfigError(f"model={model} does not fit data={data}: {why}; {hint}")
 
 
 def shard_data(data: Data, world: World, data_cfg: Mapping[str, Any]) -> Data:

@@ -1,9 +1,15 @@
-"""Every registry and the built-in entries, by name → ``module:attribute``.
+"""Every registry and the built-in entries, by name → ``module:attribute``; the tasks, read from their configs.
 
 Built-ins are registered lazily so that ``ptlab list`` does not import torch;
 the module is imported when an entry is first built.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ptlab.errors import ConfigError
 from ptlab.registry import Registry
 
 MODELS = Registry("model", frozenset({"in_features", "num_classes", "in_channels", "image_size", "vocab_size",
@@ -70,7 +76,9 @@ _BUILTINS = [
         "acc": "ptlab.objectives.metrics:accuracy",
         "f1": "ptlab.objectives.metrics:f1",
         "mse": "ptlab.objectives.metrics:mse",
+        "rmse": "ptlab.objectives.metrics:rmse",
         "mae": "ptlab.objectives.metrics:mae",
+        "r2": "ptlab.objectives.metrics:r2",
         "ppl": "ptlab.objectives.text:Perplexity",
         "fid": "ptlab.objectives.fid:fid",
     }),
@@ -79,3 +87,66 @@ _BUILTINS = [
 for _registry, _entries in _BUILTINS:
     for _name, _target in _entries.items():
         _registry.register_lazy(_name, _target)
+
+
+def tasks(config_dir: Path) -> list[tuple[str, str, str, str]]:
+    """(name, description, default model, default data) of each ``task/*.yaml`` under ``config_dir``.
+
+    Read as plain YAML, without Hydra: the description is the file's leading
+    comment up to its first full stop, and model and data are the task's
+    ``override /model:`` and ``override /data:`` choices (else train.yaml's).
+    """
+    root = _defaults_choices(_read_yaml(config_dir / "train.yaml")[1])
+    rows = []
+    for path in sorted((config_dir / "task").glob("*.yaml")):
+        text, node = _read_yaml(path)
+        choices = root | _defaults_choices(node)
+        rows.append((path.stem, _leading_comment(text), choices.get("model", "-"), choices.get("data", "-")))
+    return rows
+
+
+def _read_yaml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text of a config file and its top-level mapping (empty if it holds none)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read it ({err}); restore the file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the file") from None
+    return text, node if isinstance(node, dict) else {}
+
+
+def _defaults_choices(node: dict[str, Any]) -> dict[str, str]:
+    """``group → option`` from a defaults list: ``- override /model: simple_cnn`` gives ``model → simple_cnn``."""
+    choices = {}
+    for item in node.get("defaults") or []:
+        if isinstance(item, dict):
+            for key, option in item.items():
+                group = str(key).removeprefix("override").strip().lstrip("/").partition("@")[0]
+                choices[group] = "-" if option is None else str(option)
+    return choices
+
+
+def _leading_comment(text: str) -> str:
+    """The comment lines that open a file, up to the first one that ends a sentence (Hydra's ``@package`` skipped)."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            if stripped or lines:
+                break
+            continue
+        body = stripped.lstrip("#").strip()
+        if body.startswith("@package"):
+            continue
+        if not body:
+            if lines:
+                break
+            continue
+        lines.append(body)
+        if body.endswith("."):
+            break
+    return " ".join(lines)

@@ -17,13 +17,15 @@ from ptlab.errors import PtlabError
 
 USAGE = """\
 usage: ptlab COMMAND [key=value ...]
+       ptlab --version
 
 commands:
   train [task=NAME] [device=auto|cpu|cuda|cuda:N|mps] [seed=N] [key=value ...] [-m]
                       train a task (Hydra overrides; `ptlab train --help` lists the config groups)
   eval ckpt=PATH [split=test|val] [device=...] [out=FILE] [data.key=value ...]
                       evaluate a checkpoint on its data and print the metrics
-  list [GROUP]        the registered models, datasets, optimizers, schedulers, objectives, metrics
+  list [GROUP]        the tasks (default model and data), then the registered models, datasets,
+                      optimizers, schedulers, objectives, metrics; GROUP: one of them, e.g. tasks
   generate ckpt=PATH [n=64] [out=grid.png] [seed=0] [device=cpu]
                       a grid of samples from a GAN checkpoint (same seed, same images)
   generate ckpt=PATH [prompt=TEXT] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0] [device=cpu]
@@ -48,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _complete(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
+        return 0
+    if argv[0] == "--version":  # `ptlab train --version` stays Hydra's
+        from ptlab import __version__
+
+        print(f"ptlab {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": train_command, "eval": eval_command, "list": list_command, "generate": generate_command,
@@ -108,10 +115,12 @@ def _resume_args(args: list[str]) -> list[str]:
 
 
 def _preflight(args: list[str]):
-    """Compose and validate (the first job of a sweep) before Hydra makes any folder."""
-    from ptlab.api import check, compose
-    from ptlab.hydra_support import check_group_options, first_of_each_sweep
+    """Compose and validate (the first job of a sweep) before Hydra makes any folder, and check that it can make
+    the run folder (``hydra.run.dir``, or ``hydra.sweep.dir`` for ``-m``)."""
+    from ptlab.api import check
+    from ptlab.hydra_support import check_can_make_dir, check_group_options, compose_for_launch, first_of_each_sweep
     from ptlab.paths import CONFIG_DIR
+    from ptlab.sweep.dirs import MULTIRUN_FLAGS
     from ptlab.sweep.job import check_objective
 
     overrides = [a for a in args if not a.startswith("-")]
@@ -120,9 +129,12 @@ def _preflight(args: list[str]):
         overrides = first_of_each_sweep(overrides)
     except Exception as err:  # Hydra's override grammar errors
         raise PtlabError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
-    cfg = compose(overrides)
+    multirun = any(a in MULTIRUN_FLAGS for a in args)
+    cfg, folder = compose_for_launch(CONFIG_DIR, overrides, multirun)
     check(cfg)
     check_objective(cfg)
+    if folder is not None:
+        check_can_make_dir(folder, "hydra.sweep.dir" if multirun else "hydra.run.dir")
     return cfg
 
 
@@ -192,7 +204,7 @@ def _remove_if_unstarted(run_dir: Path) -> None:
 def eval_command(args: list[str]) -> int:
     from ptlab.api import evaluate
     from ptlab.logging.console import print_metrics_table
-    from ptlab.logging.metrics_file import write_json
+    from ptlab.atomic import write_json
 
     options = {"ckpt": None, "split": "test", "device": None, "out": None}
     overrides = []
@@ -209,7 +221,7 @@ def eval_command(args: list[str]) -> int:
     metrics = evaluate(options["ckpt"], options["split"], overrides, options["device"])
     ckpt = Path(options["ckpt"]).expanduser()
     out = Path(options["out"]) if options["out"] else ckpt.parent.parent / f"eval_{options['split']}.json"
-    write_json(metrics, out)
+    write_json(out, metrics)
     print_metrics_table(metrics, title=f"{options['split']} metrics")
     print(f"written to {out}")
     return 0
@@ -302,24 +314,30 @@ def report_command(args: list[str]) -> int:
 
 
 def list_command(args: list[str]) -> int:
+    """``ptlab list [GROUP]``: the tasks, then every registry; read from configs and source, torch not imported."""
     from rich.table import Table
 
-    from ptlab.catalog import REGISTRIES
+    from ptlab.catalog import REGISTRIES, tasks
     from ptlab.logging.console import console
+    from ptlab.paths import CONFIG_DIR
     from ptlab.registry import did_you_mean
 
-    groups = REGISTRIES
+    groups = ["tasks", *REGISTRIES]
     if args:
-        wanted = args[0] if args[0] in REGISTRIES else f"{args[0]}s"
-        if wanted not in REGISTRIES:
-            raise PtlabError(f"list: unknown group {args[0]!r}. {did_you_mean(args[0], REGISTRIES)}"
-                             f"Groups: {', '.join(REGISTRIES)}.")
-        groups = {wanted: REGISTRIES[wanted]}
-    for group, registry in groups.items():
+        wanted = args[0] if args[0] in groups else f"{args[0]}s"
+        if wanted not in groups:
+            raise PtlabError(f"list: unknown group {args[0]!r}. {did_you_mean(args[0], groups)}"
+                             f"Groups: {', '.join(groups)}.")
+        groups = [wanted]
+    for group in groups:
         table = Table(title=group, title_justify="left")
-        for column in ("name", "description", "config keys"):
+        if group == "tasks":
+            columns, rows = ("name", "description", "model", "data"), tasks(CONFIG_DIR)
+        else:
+            columns, rows = ("name", "description", "config keys"), REGISTRIES[group].describe()
+        for column in columns:
             table.add_column(column)
-        for row in registry.describe():
+        for row in rows:
             table.add_row(*row)
         console().print(table)
     return 0

@@ -72,15 +72,18 @@ def hydra_context(config_dir: Path, job_name: str) -> Iterator[None]:
         yield
 
 
-def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
-    """Compose like ``@hydra.main`` would; turn Hydra's errors into a ConfigError."""
+def compose_config(config_dir: Path, config_name: str, overrides: list[str], with_hydra: bool = False):
+    """Compose like ``@hydra.main`` would; turn Hydra's errors into a ConfigError.
+
+    ``with_hydra``: keep the ``hydra`` section (unresolved: resolving its folders makes them).
+    """
     from hydra import compose
     from hydra.errors import HydraException, MissingConfigException
 
     check_group_options(config_dir, overrides)
     with hydra_context(config_dir, config_name):
         try:
-            return compose(config_name, overrides=overrides)
+            return compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
         except MissingConfigException as err:
             raise _missing_option(err) from None
         except HydraException as err:
@@ -153,3 +156,46 @@ def claim_run_dir(config_dir: Path, overrides: list[str]) -> str:
     with hydra_context(config_dir, "train"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
         return str(Path(OmegaConf.select(cfg, "hydra.run.dir")).resolve())
+
+
+def compose_for_launch(config_dir: Path, overrides: list[str], multirun: bool):
+    """(the config ``ptlab train OVERRIDES`` runs, without ``hydra``; the folder Hydra will make for it, unmade).
+
+    The folder is ``hydra.sweep.dir`` for ``-m``, else ``hydra.run.dir``, with
+    its interpolations resolved except ``ptlab.unique_dir`` (which would make
+    it, and only adds a suffix); None when it cannot be resolved outside a
+    running Hydra job (``${hydra:…}``): Hydra then reports that itself.
+    """
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import InterpolationResolutionError
+
+    cfg = compose_config(config_dir, "train", overrides, with_hydra=True)
+    template = OmegaConf.to_container(cfg.hydra.sweep if multirun else cfg.hydra.run, resolve=False)["dir"]
+    unique = re.fullmatch(r"\$\{ptlab\.unique_dir:(.*)\}", str(template), re.DOTALL)
+    try:
+        folder = Path(str(OmegaConf.create({"dir": unique.group(1) if unique else template}, parent=cfg).dir))
+    except InterpolationResolutionError:
+        folder = None
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, folder
+
+
+def check_can_make_dir(folder: Path, key: str) -> None:
+    """Refuse ``folder`` unless it is a folder or can be made one: the nearest part of it that exists must be a
+    folder in which a folder can be made (tried with an empty one, removed at once: permissions alone do not tell,
+    e.g. for root, /proc or a read-only mount)."""
+    import tempfile
+
+    existing = folder.absolute()
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder.absolute() else f", so {folder} cannot be made"
+        raise ConfigError(f"{key}: {existing} is a file, not a folder{where}; choose another {key}=DIR or move "
+                          "the file away")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ptlab-check-", dir=existing))
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot make {folder}: making a folder in {existing} fails ({err.strerror}); "
+                          f"choose a {key}=DIR in a folder you can write to") from None

@@ -166,3 +166,50 @@ def test_progress_bar_mode_shows_a_bar_and_a_final_table(workdir: Path) -> None:
     assert "step 13/26 | train/loss" not in proc.stdout  # per-step lines go to train.log only
     assert "step 13/26 | train/loss" in (workdir / "run" / "train.log").read_text()
     assert "test/acc" in proc.stdout and "┃ metric" in proc.stdout
+
+
+def test_version_is_ptlabs_and_train_version_stays_hydras(workdir: Path) -> None:
+    import ptlab
+
+    proc = run_ptlab("--version", cwd=workdir)
+    assert proc.returncode == 0 and proc.stdout == f"ptlab {ptlab.__version__}\n", proc.stderr
+    hydra = run_ptlab("train", "--version", cwd=workdir)
+    assert hydra.returncode == 0 and hydra.stdout.startswith("Hydra "), hydra.stderr
+
+
+def _table_row(out: str, name: str) -> str:
+    """The first line of a Rich table row whose first cell is ``name``."""
+    return next(line for line in out.splitlines() if re.match(rf"│ {re.escape(name)} +│", line))
+
+
+def test_list_shows_the_tasks_first_and_list_tasks_only_them(workdir: Path) -> None:
+    out = run_ptlab("list", cwd=workdir, check=True).stdout
+    titles = [line.strip() for line in out.splitlines() if line.strip().isalpha()]
+    assert titles == ["tasks", "models", "datasets", "optimizers", "schedulers", "objectives", "metrics"]
+    for name, model, data in [("linreg", "linear_regression", "diabetes"), ("logreg", "logistic_regression", "breast_cancer"),
+                              ("cnn", "simple_cnn", "digits"), ("rnn", "rnn", "python_docs"),
+                              ("transformer", "transformer", "python_docs"), ("gan", "dcgan", "digits")]:
+        row = _table_row(out, name)
+        assert model in row and data in row, row
+    assert "Logistic regression," in _table_row(out, "logreg")  # the first comment line of configs/task/logreg.yaml
+    only = run_ptlab("list", "tasks", cwd=workdir, check=True).stdout
+    assert "breast_cancer" in _table_row(only, "logreg") and "config keys" not in only and "adamw" not in only
+    assert run_ptlab("list", "task", cwd=workdir, check=True).stdout == only
+    bad = run_ptlab("list", "taks", cwd=workdir)
+    assert bad.returncode == 2 and "Did you mean 'tasks'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_list_tasks_reads_descriptions_and_defaults_from_the_task_files(tmp_path: Path) -> None:
+    from ptlab.catalog import tasks
+    from ptlab.errors import ConfigError
+
+    (tmp_path / "task").mkdir()
+    (tmp_path / "train.yaml").write_text("defaults:\n  - data: digits\n  - model: simple_cnn\n  - task: a\n  - _self_\n")
+    (tmp_path / "task" / "a.yaml").write_text(
+        "# @package _global_\n# A two-line\n# description.\n# Not this.\ndefaults:\n  - override /model: rnn  # not this\n")
+    (tmp_path / "task" / "b.yaml").write_text("\n# One line.\ndefaults:\n  - /data: python_docs\n")
+    assert tasks(tmp_path) == [("a", "A two-line description.", "rnn", "digits"),
+                               ("b", "One line.", "simple_cnn", "python_docs")]
+    (tmp_path / "task" / "c.yaml").write_text("defaults: [\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML .*fix the file"):
+        tasks(tmp_path)

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import subprocess_env
+from conftest import run_ptlab, subprocess_env
 from ptlab.data.text import (
     BOS, PAD, UNK, TokenWindows, ag_news, csv_text, encode, imdb, load_tokenizer, python_docs, split_by_position,
     textfile, train_tokenizer, wikitext2,
 )
 from ptlab.errors import ConfigError
+from test_data_tabular import BAD_FILES, assert_refused, write_bad_file
 
 CPU = torch.device("cpu")
 LM = dict(target_kind="language_model", device=CPU, seed=0)
@@ -208,3 +209,20 @@ def test_cli_refuses_an_empty_corpus_before_making_a_run(tmp_path: Path) -> None
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("ptlab: error: data.path: ") and "is empty" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+def test_cli_refuses_a_text_csv_that_is_not_utf8_text(tmp_path: Path, kind: str) -> None:
+    expected = "ptlab: error: data.train_path: reviews.csv " + write_bad_file(kind, tmp_path / "reviews.csv")
+    proc = run_ptlab("train", "task=rnn", "data=csv_text", "data.train_path=reviews.csv", "data.text=text",
+                     "data.label=label", "trainer.max_steps=1", "trainer.progress=plain", "hydra.run.dir=run",
+                     cwd=tmp_path)
+    assert_refused(proc, expected, tmp_path, {"reviews.csv"})
+
+
+def test_a_text_file_that_is_utf16_is_named(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(("some text to model. " * 50).encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"^data\.path: .*corpus\.txt is not UTF-8 text \(it looks like UTF-16\); "
+                                          r"re-save it as UTF-8$"):
+        textfile(path=str(corpus), **LM)

@@ -4,13 +4,14 @@ Splits are carved with a fixed ``split_seed`` (stratified for classification),
 so every run with the same split_seed sees the same rows, whatever its
 training ``seed``. Features are standardized with the mean and standard
 deviation of the *training rows only*; for regression the target is too
-(``standardize_target``), which makes MSE read as a fraction of the target's
-variance (MSE 0.5 ≈ R² 0.5).
+(``standardize_target``): the model learns y' = (y − μ) / σ, which keeps one
+learning rate right for any target scale. μ and σ travel with the data as
+``info["target_mean"]`` and ``info["target_std"]`` (and so into checkpoints), and
+the regression metrics use them to report errors in the target's own units.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt
+from ptlab.data.files import csv_rows
 from ptlab.data.loaders import Data, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
 
@@ -81,10 +83,8 @@ def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Array
 
     Labels stay strings for classification; blank lines are skipped.
     """
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: drop the byte-order mark spreadsheets write
-        reader = csv.reader(f)
-        header = next(reader, [])
-        body = [(reader.line_num, row) for row in reader if row]
+    rows = csv_rows(path, key)
+    header, body = (rows[0][1], rows[1:]) if rows else ([], [])
     if not body:
         raise ConfigError(f"{key}: {path} has no data rows; give a CSV with a header row and at least one row")
     if target not in header:
@@ -166,9 +166,11 @@ def tabular_data(
             return features, torch.tensor(part[1], dtype=torch.long)
         return features, torch.tensor((part[1] - y_mean) / y_std, dtype=torch.float32)
 
-    info = {"in_features": x.shape[1]}
+    info: dict[str, int | float] = {"in_features": x.shape[1]}
     if classify:
         info["num_classes"] = int(max(train[1].max(), val[1].max(), test[1].max())) + 1
+    else:
+        info.update(target_mean=float(y_mean), target_std=float(y_std))
     splits = {"train": to_tensors(train), "val": to_tensors(val), "test": to_tensors(test)}
     return in_memory_splits(splits, batch_size, seed, device, info)
 

@@ -31,7 +31,6 @@ one padded matrix; a batch is cut to its longest text and carries the lengths
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Literal, Optional, Sequence, TypeVar
@@ -41,6 +40,7 @@ import torch
 from torch import Tensor
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt
+from ptlab.data.files import csv_rows, read_text_file
 from ptlab.data.loaders import Data, carve_splits, epoch_permutation
 from ptlab.errors import ConfigError
 
@@ -362,7 +362,7 @@ def imdb(
         texts, labels = [], []
         for label in ("neg", "pos"):
             for file in sorted((folder / part / label).glob("*.txt")):
-                texts.append(file.read_text(encoding="utf-8").replace("<br />", " "))
+                texts.append(read_text_file(file, "data.root").replace("<br />", " "))
                 labels.append(label)
         return texts, labels
 
@@ -388,18 +388,15 @@ def ag_news(
         _download((AG_NEWS_URL,), root, "ag_news")
     _require(folder, ["train.csv", "test.csv"], "ag_news")
     names_file = folder / "classes.txt"
-    names = names_file.read_text(encoding="utf-8").split("\n") if names_file.exists() else []
+    names = read_text_file(names_file, "data.root").split("\n") if names_file.exists() else []
 
     def read(file: str) -> Labelled:
         texts, labels = [], []
-        with (folder / file).open(newline="", encoding="utf-8") as f:
-            for line, row in enumerate(csv.reader(f), 1):
-                if not row:
-                    continue
-                if len(row) < 3 or not row[0].isdigit():
-                    raise ConfigError(f"data.root: {folder / file} line {line} is not class,title,description")
-                texts.append(" ".join(row[1:]).replace("\\", " "))
-                labels.append(row[0])
+        for line, row in csv_rows(folder / file, "data.root"):
+            if len(row) < 3 or not row[0].isdigit():
+                raise ConfigError(f"data.root: {folder / file} line {line} is not class,title,description")
+            texts.append(" ".join(row[1:]).replace("\\", " "))
+            labels.append(row[0])
         return texts, labels
 
     splits = _carve(*read("train.csv"), {"val": val_fraction}, split_seed)
@@ -424,14 +421,14 @@ def csv_text(
 
     def read(path: str, key: str) -> Labelled:
         file = Path(path).expanduser()
-        with file.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            for wanted, column in (("text", text), ("label", label)):
-                if column not in columns:
-                    raise ConfigError(f"data.{wanted}: column {column!r} is not in {file}; its columns are "
-                                      f"{', '.join(columns) or '(none)'}")
-            rows = [(row[text] or "", row[label] or "") for row in reader]
+        table = [row for _, row in csv_rows(file, key)]
+        columns = table[0] if table else []
+        for wanted, column in (("text", text), ("label", label)):
+            if column not in columns:
+                raise ConfigError(f"data.{wanted}: column {column!r} is not in {file}; its columns are "
+                                  f"{', '.join(columns) or '(none)'}")
+        at = columns.index(text), columns.index(label)
+        rows = [tuple(row[i] if i < len(row) else "" for i in at) for row in table[1:]]
         if not rows:
             raise ConfigError(f"{key}: {file} has no data rows; give a CSV with a header row and at least one row")
         return [t for t, _ in rows], [lbl for _, lbl in rows]
@@ -460,12 +457,8 @@ def _sorted_labels(labels: Sequence[str]) -> list[str]:
 
 
 def _read_text(path: Path, key: str) -> str:
-    if path.is_dir():
-        raise ConfigError(f"{key}: {path} is a folder; give a UTF-8 text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{key}: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    """A corpus file's text; an empty one is refused too."""
+    text = read_text_file(path, key)
     if not text.strip():
         raise ConfigError(f"{key}: {path} is empty; give a text file with some text")
     return text

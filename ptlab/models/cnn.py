@@ -12,8 +12,10 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ptlab.config import PositiveInt, Probability
+from ptlab.models import serves
 
 
+@serves("classification")
 class SimpleCNN(nn.Module):
     """Blocks of [3×3 conv → BN → ReLU] ×2 → 2×2 max-pool, then a small MLP head."""
 
@@ -49,6 +51,7 @@ class SimpleCNN(nn.Module):
         return self.head(self.features(x))  # logits
 
 
+@serves("classification")
 def resnet18(in_channels: int, num_classes: int, pretrained: bool = False, dropout: Probability = 0.0) -> nn.Module:
     """torchvision's ResNet-18, with the first convolution and the head fitted to the data.
 

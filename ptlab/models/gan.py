@@ -17,8 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from ptlab.config import PositiveInt
+from ptlab.models import serves
 
 
+@serves("generation")
 class GAN(nn.Module):
     """A generator and a discriminator, plus the noise they start from."""
 

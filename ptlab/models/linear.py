@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ptlab.config import Probability
+from ptlab.models import serves
 
 
 def input_dropout(p: float) -> nn.Module:
@@ -28,6 +29,7 @@ def input_dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p else nn.Identity()
 
 
+@serves("regression")
 class LinearRegression(nn.Module):
     """ŷ = wᵀx + b, trained with the squared error ½(ŷ − y)²."""
 
@@ -40,6 +42,7 @@ class LinearRegression(nn.Module):
         return self.linear(self.dropout(x)).squeeze(-1)  # ŷ = wᵀx + b, one number per row
 
 
+@serves("classification")
 class LogisticRegression(nn.Module):
     """z = wᵀx + b with p = σ(z) (2 classes) or softmax(Wx + b) (K classes); cross-entropy loss."""
 

@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ptlab.config import PositiveInt, Probability
 from ptlab.errors import ConfigError
+from ptlab.models import serves
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -74,6 +75,7 @@ class RNNClassifier(nn.Module):
         return self.head(self.drop(last.transpose(0, 1).flatten(1)))  # B × classes logits
 
 
+@serves("language_model", "text_classification")
 def rnn(
     vocab_size: int, block_size: int, num_classes: Optional[int] = None, cell: Literal["lstm", "gru"] = "lstm",
     embedding_dim: PositiveInt = 64, hidden_size: PositiveInt = 256, num_layers: PositiveInt = 2,

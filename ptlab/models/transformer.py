@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ptlab.config import PositiveInt, Probability
 from ptlab.errors import ConfigError
+from ptlab.models import serves
 
 
 class SelfAttention(nn.Module):
@@ -137,6 +138,7 @@ class TransformerClassifier(nn.Module):
         return self.head(pooled)  # B × classes logits
 
 
+@serves("language_model", "text_classification")
 def transformer(
     vocab_size: int, block_size: int, num_classes: Optional[int] = None, n_layer: PositiveInt = 4,
     n_head: PositiveInt = 4, n_embd: PositiveInt = 128, dropout: Probability = 0.0,

@@ -199,6 +199,11 @@ def _remove_if_unstarted(run_dir: Path) -> None:
 
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(run_dir)
+        here = Path.cwd().resolve()
+        for parent in run_dir.resolve().parents:  # outputs/<task>/ made for this run alone goes too
+            if parent == here or here not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def eval_command(args: list[str]) -> int:

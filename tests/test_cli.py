@@ -213,3 +213,10 @@ def test_list_tasks_reads_descriptions_and_defaults_from_the_task_files(tmp_path
     (tmp_path / "task" / "c.yaml").write_text("defaults: [\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML .*fix the file"):
         tasks(tmp_path)
+
+
+def test_a_refused_run_in_the_default_folder_leaves_no_empty_folders(workdir: Path) -> None:
+    (workdir / "rows.csv").write_text("a,b\n1,x\n2,y\n")
+    proc = run_ptlab("train", "task=logreg", "data=csv", "data.train_path=rows.csv", "data.target=nope", cwd=workdir)
+    assert proc.returncode == 2 and "data.target: column 'nope' is not in rows.csv" in proc.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["rows.csv"]  # not even an empty outputs/logreg/

@@ -319,6 +319,11 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (
         cfg.device = device
     cfg.finetune["from"] = None  # the checkpoint's own weights replace the ones fine-tuning started from
     run = build(cfg, trained_tokenizer=payload.get("tokenizer"))
+    changed = [f"{key} {saved} → {run.data.info.get(key)}" for key, saved in payload.get("data_info", {}).items()
+               if run.data.info.get(key) != saved]
+    if changed:  # e.g. other training rows: other standardization, so the weights would be read in other units
+        raise ConfigError(f"{' '.join(overrides) or 'data'}: the data no longer matches the one the checkpoint was "
+                          f"trained on ({', '.join(changed)}); change only the evaluated split (e.g. data.test_path)")
     try:
         run.model.load_state_dict(payload["model"])
     except RuntimeError as err:

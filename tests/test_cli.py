@@ -220,3 +220,14 @@ def test_a_refused_run_in_the_default_folder_leaves_no_empty_folders(workdir: Pa
     proc = run_ptlab("train", "task=logreg", "data=csv", "data.train_path=rows.csv", "data.target=nope", cwd=workdir)
     assert proc.returncode == 2 and "data.target: column 'nope' is not in rows.csv" in proc.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["rows.csv"]  # not even an empty outputs/logreg/
+
+
+def test_eval_refuses_data_other_than_the_checkpoint_was_trained_on(workdir: Path) -> None:
+    run_dir = workdir / "run"
+    run_ptlab("train", "task=linreg", "trainer.max_epochs=1", "trainer.progress=plain", f"hydra.run.dir={run_dir}",
+              cwd=workdir, check=True)
+    same = run_ptlab("eval", f"ckpt={run_dir}/checkpoints/best.pt", cwd=workdir)
+    assert same.returncode == 0, same.stderr
+    other = run_ptlab("eval", f"ckpt={run_dir}/checkpoints/best.pt", "data.split_seed=7", cwd=workdir)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert "data.split_seed=7: the data no longer matches the one the checkpoint was trained on (target_mean" in other.stderr

@@ -177,7 +177,8 @@ class Trainer:
                     self._train_on(batch, batches_per_epoch)
                     if self._window_ends:
                         self._end_step()
-                        if self._interrupted() or s.stop_reason or (t.max_steps is not None and s.step >= t.max_steps):
+                        if self._interrupted(at_step=True) or s.stop_reason or (t.max_steps is not None
+                                                                                and s.step >= t.max_steps):
                             break
                 s.train_seconds += time.perf_counter() - started
                 self._stop_if_signalled()
@@ -466,10 +467,18 @@ class Trainer:
         """End the run after this validation or step (saved with the run: a relaunch does not train on)."""
         self.state.stop_reason = reason
 
-    def _interrupted(self) -> bool:
-        """A signal arrived here, or on any rank of a torchrun job (all ranks stop at the same step)."""
+    def _interrupted(self, at_step: bool = False) -> bool:
+        """A signal arrived here, or on any rank of a torchrun job (all ranks stop at the same step).
+
+        Asking the other ranks is a collective and a host sync, so after a training
+        step (``at_step``) a torchrun job asks only at logging points.
+        """
         received = self.signals.received is not None
-        return any_rank(received, self.run.device) if self.world.distributed else received
+        if not self.world.distributed:
+            return received
+        if at_step and self.state.step % self.settings.log_every_n_steps:
+            return False
+        return any_rank(received, self.run.device)
 
     def _stop_if_signalled(self) -> None:
         """At a safe point: after a SIGTERM/SIGINT, save the state and stop (TrainingInterrupted)."""

@@ -321,6 +321,7 @@ def report_command(args: list[str]) -> int:
 def list_command(args: list[str]) -> int:
     """``ptlab list [GROUP]``: the tasks, then every registry; read from configs and source, torch not imported."""
     from rich.table import Table
+    from rich.text import Text
 
     from ptlab.catalog import REGISTRIES, tasks
     from ptlab.logging.console import console
@@ -343,7 +344,7 @@ def list_command(args: list[str]) -> int:
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(Text, row))  # as written: a formula's [brackets] are not Rich markup
         console().print(table)
     return 0
 

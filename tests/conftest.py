@@ -73,3 +73,58 @@ def tensorboard_hparams(folder: Path) -> set[str]:
 def workdir(tmp_path: Path) -> Path:
     """An empty working directory: default run directories land under it (outputs/...)."""
     return tmp_path
+
+
+def run_ptlab_in_pty(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None,
+                     rows: int = 40, columns: int = 100) -> tuple[int, str]:
+    """``python -m ptlab ARGS`` with stdin, stdout and stderr on a real pseudo-terminal of ``rows``×``columns``.
+
+    The pty is the child's controlling terminal, as in a user's shell (Ctrl-C written to it is a
+    SIGINT). Returns the exit code and everything the terminal received (escape sequences included,
+    ``\\r\\n`` line ends as the terminal driver writes them). ``TERM`` is a colour xterm and the
+    variables that override Rich's detection (``COLUMNS``, ``FORCE_COLOR``, ...) are unset, so Rich
+    must find the terminal and its size the way it does in a user's shell.
+    On timeout the whole process group is killed and the test fails with the output so far.
+    """
+    import errno
+    import fcntl
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    overriding_detection = ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")  # read by Rich
+    child_env = {k: v for k, v in subprocess_env().items() if k not in overriding_detection}
+    child_env |= {"TERM": "xterm-256color"} | (env or {})
+    proc = subprocess.Popen([sys.executable, "-m", "ptlab", *args], cwd=cwd, env=child_env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)  # the child holds the only slave: reading the master ends (EIO) when it exits
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                text = b"".join(chunks).decode(errors="replace")
+                raise AssertionError(f"ptlab {' '.join(args)}: no exit within {timeout}s under a pty; output:\n{text}")
+            ready, _, _ = select.select([master], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError as e:
+                if e.errno != errno.EIO:  # EIO: every slave is closed, the child is gone
+                    raise
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    return proc.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")

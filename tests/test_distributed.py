@@ -43,23 +43,41 @@ def test_shard_order_covers_the_global_batches() -> None:
     assert sorted(v for part in evaluated for b in part.batches() for v in b[0].tolist()) == list(range(10))
 
 
-@pytest.mark.parametrize("task, budget", [("logreg", "trainer.max_epochs=20"), ("cnn", "trainer.max_epochs=6")])
-def test_two_processes_one_run_directory_and_the_same_accuracy(workdir: Path, task: str, budget: str) -> None:
+PADDED_EPOCH = pytest.mark.xfail(
+    strict=True, reason="shard_order pads an epoch of an odd number of samples with a repeat of its first sample, so "
+                        "the last global batch of every epoch differs from the one-process run's (engine fix pending)")
+
+
+@pytest.mark.parametrize("task, budget", [
+    ("linreg", "trainer.max_epochs=10"),  # 308 training rows: every global batch splits evenly
+    pytest.param("logreg", "trainer.max_epochs=2", marks=PADDED_EPOCH),  # 397 training rows
+])
+def test_two_processes_train_the_same_weights_as_one(workdir: Path, task: str, budget: str) -> None:
+    """No BatchNorm or dropout: the same global batches, averaged gradients and schedule give the same weights.
+
+    Also one run directory (no per-rank folders), evaluation all-reduced over the shards of val and test.
+    """
     args = [f"task={task}", budget, "trainer.progress=plain"]
     proc = torchrun(*args, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = list((workdir / "outputs" / task).iterdir())
     assert len(runs) == 1, runs  # no per-rank folders
-    run_dir = runs[0]
-    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "checkpoints" / "last.pt").exists()
-    ddp = read_metrics(run_dir)
-    single = workdir / "single"
-    run_ptlab("train", *args, f"hydra.run.dir={single}", cwd=workdir, check=True)
-    one = read_metrics(single)
-    assert ddp["step"] == one["step"]  # the global batch is unchanged
-    assert abs(ddp["test/acc"] - one["test/acc"]) <= 0.035  # within noise (a few test rows)
-    payload = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert payload["loop"]["world_size"] == 2 and isinstance(payload["rng"], list) and len(payload["rng"]) == 2
+    ddp_dir, one_dir = runs[0], workdir / "single"
+    assert (ddp_dir / ".hydra" / "config.yaml").exists()
+    run_ptlab("train", *args, f"hydra.run.dir={one_dir}", cwd=workdir, check=True)
+    for name in ("last.pt", "best.pt"):
+        ddp = torch.load(ddp_dir / "checkpoints" / name, weights_only=True)
+        one = torch.load(one_dir / "checkpoints" / name, weights_only=True)
+        assert ddp["loop"]["step"] == one["loop"]["step"] > 0  # the global batch is unchanged
+        assert ddp["model"].keys() == one["model"].keys()
+        for key, weights in ddp["model"].items():
+            difference = (weights - one["model"][key]).abs().max().item()
+            assert torch.allclose(weights, one["model"][key], rtol=0, atol=1e-6), f"{name} {key}: {difference:.3g}"
+    assert ddp["loop"]["world_size"] == 2 and isinstance(ddp["rng"], list) and len(ddp["rng"]) == 2
+    ddp_metrics, one_metrics = read_metrics(ddp_dir), read_metrics(one_dir)
+    measured = [k for k in one_metrics if k.startswith(("val/", "test/"))]
+    assert measured and {k: ddp_metrics[k] for k in measured} == {k: pytest.approx(one_metrics[k], rel=1e-5, abs=1e-6)
+                                                                    for k in measured}
 
 
 def test_resume_with_the_same_and_another_number_of_processes(workdir: Path) -> None:

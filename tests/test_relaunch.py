@@ -83,7 +83,7 @@ def signal_objective(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[st
     folder.mkdir()
     (folder / "signal_objective.py").write_text(textwrap.dedent(SIGNAL_OBJECTIVE))
     monkeypatch.setenv("PYTHONPATH", str(folder))
-    return ["~objective", "+objective._target_=signal_objective.SignalAtEvaluation"]
+    return ["~objective", "+objective._target_=signal_objective.SignalAtEvaluation", "+objective.baseline=logistic"]
 
 
 @pytest.mark.parametrize("phase, at", [("the last validation", 2), ("the test pass", 3)])

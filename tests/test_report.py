@@ -10,7 +10,8 @@ import pytest
 
 from conftest import TINY, run_ptlab
 from ptlab.cli import main
-from ptlab.tools.report import read_scalars, sweep_jobs, write_report
+from ptlab.tools.report import (RunRecord, Sweep, curve_figure, name_runs, read_run, read_scalars, sweep_figure,
+                                sweep_jobs, write_report)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,58 @@ def test_report_of_a_sweep_plots_the_objective_against_the_swept_parameter(sweep
     assert len(jobs) == 2 and "optimizer.lr=0.01" in (jobs[0] / ".hydra" / "overrides.yaml").read_text()
     best = min(json.loads((job / "metrics.json").read_text())["val/loss"] for job in jobs)
     assert f"Best val/loss: {best:.6g}" in text
+
+
+def swept_runs(sweep: Path) -> list[RunRecord]:
+    """The sweep's jobs as the report reads and names them."""
+    runs = [read_run(job) for job in sweep_jobs(sweep)]
+    name_runs(runs)
+    return runs
+
+
+def synthetic_run(name: str, scalars: dict[str, list[tuple[int, float]]]) -> RunRecord:
+    run = RunRecord(Path(name), {}, {}, None, scalars, None)
+    run.label = name
+    return run
+
+
+def test_the_loss_figure_shows_every_run_in_its_colour_train_solid_and_val_dashed(sweep: Path) -> None:
+    runs = swept_runs(sweep)
+    ax = curve_figure(runs, "loss").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {f"optimizer.lr={lr} · {split}" for lr in ("0.01", "0.5") for split in ("train", "val")}
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [line.get_label() for line in ax.get_lines()]
+    for run in runs:
+        train, val = lines[f"{run.label} · train"], lines[f"{run.label} · val"]
+        assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+        assert train.get_color() == val.get_color()  # one colour per run
+        assert list(zip(train.get_xdata(), train.get_ydata())) == run.scalars["train/loss"]
+        assert list(zip(val.get_xdata(), val.get_ydata())) == run.scalars["val/loss"]
+    assert lines["optimizer.lr=0.01 · train"].get_color() != lines["optimizer.lr=0.5 · train"].get_color()
+    assert ax.get_yscale() == "linear" and ax.get_xlabel() == "optimizer step" and ax.get_title() == "loss"
+
+
+def test_one_run_is_labelled_by_split_and_test_scalars_are_not_drawn(sweep: Path) -> None:
+    run = swept_runs(sweep)[:1]
+    assert "test/loss" in run[0].scalars
+    assert [line.get_label() for line in curve_figure(run, "loss").axes[0].get_lines()] == ["train", "val"]
+
+
+def test_a_curve_that_spans_two_decades_gets_a_log_axis() -> None:
+    falling = synthetic_run("falling", {"train/loss": [(1, 2.0), (2, 0.1), (3, 0.01)], "val/loss": [(3, 0.5)]})
+    assert curve_figure([falling], "loss").axes[0].get_yscale() == "log"
+    near = synthetic_run("near", {"train/loss": [(1, 2.0), (2, 1.0)], "test/loss": [(2, 0.001)]})
+    assert curve_figure([near], "loss").axes[0].get_yscale() == "linear"  # a test value far off is not drawn
+
+
+def test_the_sweep_figure_plots_each_jobs_objective_on_a_log_axis(sweep: Path) -> None:
+    runs = swept_runs(sweep)
+    ax = sweep_figure(Sweep(sweep, runs), "optimizer.lr").axes[0]
+    (points,) = ax.collections
+    drawn = sorted(map(tuple, points.get_offsets().tolist()))
+    assert drawn == sorted((float(run.overrides["optimizer.lr"]), run.metrics["val/loss"]) for run in runs)
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "optimizer.lr" and ax.get_ylabel() == "val/loss"
+    assert not ax.get_lines()  # each value once: no line of means
 
 
 def test_a_generative_run_shows_its_last_sample_grid(sweep: Path, tmp_path: Path) -> None:

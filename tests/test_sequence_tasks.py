@@ -13,7 +13,7 @@ import torch
 
 import ptlab
 from conftest import read_metrics, run_ptlab
-from ptlab.api import check, generate_text
+from ptlab.api import Run, check, generate_text
 from ptlab.cli import main
 from ptlab.data.text import load_tokenizer
 from ptlab.errors import ConfigError
@@ -85,17 +85,43 @@ def test_both_models_learn_a_keyword_rule(keyword_csv: Path, task: str) -> None:
     assert metrics["test/acc"] >= 0.95 and metrics["test/f1"] >= 0.95
 
 
-@pytest.mark.parametrize("task, args, target", [
-    ("rnn", ["model.hidden_size=128"], 2.35),  # measured 2.20
-    ("transformer", ["model.n_layer=2", "model.n_embd=64", "scheduler.warmup_steps=5"], 2.85),  # measured 2.72
-])
-def test_language_models_learn_the_python_docs_at_a_small_budget(task: str, args: list[str], target: float) -> None:
-    """Smaller models for 60 steps, a cheap proxy; the default configs' 300-step numbers are in README.md.
+def previous_character_loss(run: Run, smoothing: float = 0.1) -> float:
+    """Validation loss (nats per token) of the bigram model: p(next | previous) counted on the training stream.
 
-    For scale: character frequencies alone give 3.25 nats per character, the previous character 2.46.
+    Scored on exactly the (input, target) pairs of the run's validation windows, so it reads on the scale of
+    ``val/loss``. Add-``smoothing`` counts: on this text 0.01–1 change it by under 0.01 nats.
     """
-    metrics = ptlab.train(ptlab.compose([f"task={task}", "data.block_size=64", "trainer.max_steps=60", *args, *QUIET]))
-    assert metrics["val/loss"] <= target
+    train, vocab = run.data.train.stream.cpu(), run.data.info["vocab_size"]
+    counts = torch.full((vocab, vocab), smoothing)
+    counts.index_put_((train[:-1], train[1:]), torch.ones(len(train) - 1), accumulate=True)
+    log_p = (counts / counts.sum(1, keepdim=True)).log()
+    nats, tokens = 0.0, 0
+    for inputs, targets in run.data.val:
+        nats -= log_p[inputs.cpu(), targets.cpu()].sum().item()
+        tokens += targets.numel()
+    return nats / tokens
+
+
+BIGRAM_MARGIN = 0.15  # nats per character below the previous-character model (measured: 0.18 rnn, 0.19 transformer)
+
+
+@pytest.mark.parametrize("task, args", [
+    ("rnn", ["data.block_size=64", "trainer.max_steps=60", "model.hidden_size=128"]),
+    ("transformer", ["data.block_size=32", "trainer.max_steps=300", "model.n_layer=2", "model.n_embd=64",
+                     "scheduler.warmup_steps=10"]),
+])
+def test_language_models_beat_the_previous_character_model(task: str, args: list[str]) -> None:
+    """Smaller models than the defaults, a cheap proxy; the default configs' 300-step targets are checked by
+    scripts/bench_text_tasks.py (numbers in README.md).
+
+    The bar is the bigram model on the same split (≈2.38 nats per character on validation): a model that only
+    learned which character follows which would not pass. Character frequencies alone give ≈3.29.
+    """
+    cfg = ptlab.compose([f"task={task}", *args, *QUIET])
+    bigram = previous_character_loss(ptlab.build(cfg))
+    assert 2.2 < bigram < 2.6  # the bar itself: a bigram model of English text
+    metrics = ptlab.train(cfg)
+    assert metrics["val/loss"] <= bigram - BIGRAM_MARGIN, (metrics["val/loss"], bigram)
     assert metrics["val/ppl"] == pytest.approx(math.exp(metrics["val/loss"]), rel=1e-4)
 
 

@@ -67,7 +67,7 @@ def test_task_options_are_named_for_a_task_and_an_option_of_their_group() -> Non
     the option has; train.yaml reads every such group."""
     entries = yaml.safe_load((CONFIG_DIR / "train.yaml").read_text())["defaults"]
     read = {key for entry in entries if isinstance(entry, dict) for key, value in entry.items()
-            if key.startswith("optional task_options/") and value == f"${{task}}_${{{key.rpartition('/')[2]}}}"}
+            if key.startswith("optional task_options/") and value == f"${{task}}_${{oc.select:{key.rpartition('/')[2]},none}}"}
     assert read == {f"optional task_options/{group}" for group in PICKED_GROUPS}
     files = sorted(TASK_OPTIONS.glob("*/*.yaml"))
     assert files

@@ -159,7 +159,13 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until max_epochs/max_steps or an early stop, then test with the best weights."""
         with self.signals.caught() if self._own_signals else contextlib.nullcontext():
-            return self._fit()
+            try:
+                return self._fit()
+            except TrainingInterrupted:
+                raise
+            except BaseException as error:  # e.g. a non-finite loss: the console stops its bar before the message
+                self._emit("on_exception", error)
+                raise
 
     def _fit(self) -> dict[str, Any]:
         s, t = self.state, self.settings

@@ -42,7 +42,7 @@ class Classification(Objective):
         return (z.squeeze(-1) > 0).long() if z.shape[-1] == 1 else z.argmax(-1)
 
     def baselines(self, data, results: dict[str, float]) -> dict[str, float]:
-        if self.baseline != "logistic" or not hasattr(data.train, "tensors"):
+        if self.baseline != "logistic" or not all(hasattr(split, "tensors") for split in (data.train, data.test)):
             return {}
         return {"test/acc_sklearn": sklearn_logistic_accuracy(data.train.tensors, data.test.tensors)}
 

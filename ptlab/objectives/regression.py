@@ -37,7 +37,7 @@ class Regression(Objective):
 
     def baselines(self, data, results: dict[str, float]) -> dict[str, float]:
         """``test/NAME_lstsq``: each of the objective's metrics for the least-squares fit, measured as the run's are."""
-        if self.baseline != "lstsq" or not hasattr(data.train, "tensors"):
+        if self.baseline != "lstsq" or not all(hasattr(split, "tensors") for split in (data.train, data.test)):
             return {}
         from ptlab import catalog
         from ptlab.api import build_node

@@ -105,6 +105,7 @@ def write_csv(jobs: list[Job], keys: list[str], metrics: list[str], path: Path) 
 def print_table(jobs: list[Job], swept: list[str], metrics: list[str], title: str, caption: str) -> None:
     from rich.console import Console
     from rich.measure import Measurement
+    from rich.text import Text
     from rich.table import Table
 
     from ptlab.logging.console import console
@@ -119,7 +120,7 @@ def print_table(jobs: list[Job], swept: list[str], metrics: list[str], title: st
     table.add_column("job")
     for rank, job in enumerate(jobs, 1):
         status = f"[{STATUS_STYLES.get(job.status, '')}]{job.status}[/]"
-        table.add_row(str(rank), *[job.overrides.get(k, "") for k in swept],
+        table.add_row(str(rank), *[Text(job.overrides.get(k, "")) for k in swept],  # [a,b] is a value, not markup
                       *[_cell(job.metrics.get(m)) for m in metrics], status, job.folder.name)
     out = console()
     if not out.is_terminal:  # a pipe or a log file gets the whole table, not one squeezed into 80 columns

@@ -24,9 +24,12 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ptlab.errors import PtlabError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SPLIT_STYLES = {"train": "-", "val": "--"}  # other splits: dotted
 FIRST_COLUMNS = ("val/", "test/")  # metrics.json keys in this order, then the rest
@@ -178,80 +181,102 @@ def name_runs(runs: list[RunRecord]) -> None:
 
 # --- figures ---------------------------------------------------------------------------------
 
-def plot_curves(runs: list[RunRecord], out: Path) -> list[tuple[str, Path]]:
-    """One PNG per metric name (``loss``, ``acc``, ``lr``, ...): every run and split that logged it."""
-    from ptlab.tools.figures import new_figure
+def curve_names(runs: list[RunRecord]) -> list[str]:
+    """The metric names (``loss``, ``acc``, ``lr``, ...) that some run logged for a split other than test."""
+    return sorted({tag.partition("/")[2] for run in runs for tag in run.scalars
+                   if "/" in tag and not tag.startswith("test/")})
 
-    names = sorted({tag.partition("/")[2] for run in runs for tag in run.scalars
-                    if "/" in tag and not tag.startswith("test/")})
+
+def plot_curves(runs: list[RunRecord], out: Path) -> list[tuple[str, Path]]:
+    """One PNG per metric name (``curve_loss.png``, ...): every run and split that logged it."""
     written = []
-    for name in names:
-        fig = new_figure()
-        ax = fig.add_subplot()
-        for i, run in enumerate(runs):
-            for tag, points in sorted(run.scalars.items()):
-                split, _, metric = tag.partition("/")
-                if metric != name or split == "test" or not points:
-                    continue
-                steps, values = zip(*points)
-                label = split if len(runs) == 1 else f"{run.label} · {split}"
-                ax.plot(steps, values, color=f"C{i % 10}", linestyle=SPLIT_STYLES.get(split, ":"),
-                        marker="o" if len(points) == 1 else None, label=label)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel(name)
-        values = [v for run in runs for tag, points in run.scalars.items() if tag.endswith(f"/{name}")
-                  for _, v in points]
-        if min(values) > 0 and max(values) >= 100 * min(values):  # e.g. a training loss near 0 next to val/loss
-            ax.set_yscale("log")
-        ax.set_title(name)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+    for name in curve_names(runs):
         path = out / f"curve_{slug(name)}.png"
-        fig.savefig(path, dpi=110)
+        curve_figure(runs, name).savefig(path, dpi=110)
         written.append((name, path))
     return written
 
 
-def plot_sweep(sweep: Sweep, out: Path, prefix: str) -> list[tuple[str, Path]]:
-    """The sweep's objective against each parameter whose value differs between its jobs."""
+def curve_figure(runs: list[RunRecord], name: str) -> Figure:
+    """Metric ``name`` of every run (a colour each) and split (train solid, val dashed, others dotted) by step.
+
+    The y axis is logarithmic when the plotted values are positive and span two decades or more.
+    """
     from ptlab.tools.figures import new_figure
 
-    objective = objective_of(sweep)
-    finished = [run for run in sweep.runs if run.metrics and isinstance(run.metrics.get(objective), (int, float))]
+    fig = new_figure()
+    ax = fig.add_subplot()
+    plotted: list[float] = []
+    for i, run in enumerate(runs):
+        for tag, points in sorted(run.scalars.items()):
+            split, _, metric = tag.partition("/")
+            if metric != name or split == "test" or not points:
+                continue
+            steps, values = zip(*points)
+            label = split if len(runs) == 1 else f"{run.label} · {split}"
+            ax.plot(steps, values, color=f"C{i % 10}", linestyle=SPLIT_STYLES.get(split, ":"),
+                    marker="o" if len(points) == 1 else None, label=label)
+            plotted += values
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(name)
+    if min(plotted) > 0 and max(plotted) >= 100 * min(plotted):  # e.g. a training loss near 0 next to val/loss
+        ax.set_yscale("log")
+    ax.set_title(name)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_sweep(sweep: Sweep, out: Path, prefix: str) -> list[tuple[str, Path]]:
+    """One PNG per parameter whose value differs between the sweep's jobs: the objective against its values."""
     keys = sorted({k for run in sweep.runs for k in run.overrides})
-    swept = [k for k in keys if len({run.overrides.get(k) for run in sweep.runs}) > 1]
     written = []
-    for key in swept:
-        points = [(run.overrides.get(key, "(default)"), float(run.metrics[objective])) for run in finished]
-        if not points:
+    for key in [k for k in keys if len({run.overrides.get(k) for run in sweep.runs}) > 1]:
+        fig = sweep_figure(sweep, key)
+        if fig is None:
             continue
-        fig = new_figure(6.0, 4.0)
-        ax = fig.add_subplot()
-        numeric = all(_is_number(x) for x, _ in points)
-        if numeric:
-            by_value: dict[float, list[float]] = defaultdict(list)
-            for x, y in points:
-                by_value[float(x)].append(y)
-            xs = sorted(by_value)
-            if any(len(ys) > 1 for ys in by_value.values()):  # repeated values (e.g. seeds): join their means
-                ax.plot(xs, [sum(by_value[x]) / len(by_value[x]) for x in xs], color="C0", alpha=0.6, label="mean")
-            ax.scatter([float(x) for x, _ in points], [y for _, y in points], color="C0", zorder=3, label="job")
-            if xs[0] > 0 and xs[-1] / xs[0] >= 10:
-                ax.set_xscale("log")
-        else:
-            categories = sorted({x for x, _ in points})
-            ax.scatter([categories.index(x) for x, _ in points], [y for _, y in points], color="C0", zorder=3,
-                       label="job")
-            ax.set_xticks(range(len(categories)), categories)
-        ax.set_xlabel(key)
-        ax.set_ylabel(objective)
-        ax.set_title(f"{objective} vs {key}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
         path = out / f"{prefix}{slug(key)}.png"
         fig.savefig(path, dpi=110)
         written.append((key, path))
     return written
+
+
+def sweep_figure(sweep: Sweep, key: str) -> Optional[Figure]:
+    """The sweep's objective of each finished job against its value of ``key`` (None: no finished job).
+
+    Numeric values: a scatter of the jobs, the mean per value joined by a line when values repeat (seeds), and a
+    log x axis when they span a decade or more. Other values: one column per category.
+    """
+    from ptlab.tools.figures import new_figure
+
+    objective = objective_of(sweep)
+    finished = [run for run in sweep.runs if run.metrics and isinstance(run.metrics.get(objective), (int, float))]
+    points = [(run.overrides.get(key, "(default)"), float(run.metrics[objective])) for run in finished]
+    if not points:
+        return None
+    fig = new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    if all(_is_number(x) for x, _ in points):
+        by_value: dict[float, list[float]] = defaultdict(list)
+        for x, y in points:
+            by_value[float(x)].append(y)
+        xs = sorted(by_value)
+        if any(len(ys) > 1 for ys in by_value.values()):  # repeated values (e.g. seeds): join their means
+            ax.plot(xs, [sum(by_value[x]) / len(by_value[x]) for x in xs], color="C0", alpha=0.6, label="mean")
+        ax.scatter([float(x) for x, _ in points], [y for _, y in points], color="C0", zorder=3, label="job")
+        if xs[0] > 0 and xs[-1] / xs[0] >= 10:
+            ax.set_xscale("log")
+    else:
+        categories = sorted({x for x, _ in points})
+        ax.scatter([categories.index(x) for x, _ in points], [y for _, y in points], color="C0", zorder=3,
+                   label="job")
+        ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlabel(key)
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective} vs {key}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
 
 
 def objective_of(sweep: Sweep) -> str:

@@ -43,14 +43,9 @@ def test_shard_order_covers_the_global_batches() -> None:
     assert sorted(v for part in evaluated for b in part.batches() for v in b[0].tolist()) == list(range(10))
 
 
-PADDED_EPOCH = pytest.mark.xfail(
-    strict=True, reason="shard_order pads an epoch of an odd number of samples with a repeat of its first sample, so "
-                        "the last global batch of every epoch differs from the one-process run's (engine fix pending)")
-
-
 @pytest.mark.parametrize("task, budget", [
     ("linreg", "trainer.max_epochs=10"),  # 308 training rows: every global batch splits evenly
-    pytest.param("logreg", "trainer.max_epochs=2", marks=PADDED_EPOCH),  # 397 training rows
+    ("logreg", "trainer.max_epochs=2"),  # 397 training rows: the last global batch of an epoch splits 7 + 6
 ])
 def test_two_processes_train_the_same_weights_as_one(workdir: Path, task: str, budget: str) -> None:
     """No BatchNorm or dropout: the same global batches, averaged gradients and schedule give the same weights.
@@ -119,7 +114,7 @@ def test_batch_size_must_split_across_processes(workdir: Path) -> None:
     ok = torchrun("task=logreg", "data.batch_size=33", "+data.batch_size_per_device=8", "trainer.max_epochs=1",
                   "trainer.progress=plain", f"hydra.run.dir={workdir / 'run'}", cwd=workdir)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert read_metrics(workdir / "run")["step"] == 25  # 398 rows, 16 per global step
+    assert read_metrics(workdir / "run")["step"] == 25  # 397 rows, 16 per global step
 
 
 def test_gan_trains_under_torchrun_with_the_same_weights_on_every_rank(workdir: Path) -> None:

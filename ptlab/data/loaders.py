@@ -58,17 +58,27 @@ Transform = Callable[[Tensor], Tensor]
 def shard_order(num_samples: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> Tensor:
     """The samples one rank visits in ``epoch``: every ``world_size``-th of the epoch's order, from ``rank``.
 
-    A shuffled (training) order is first padded by wrapping around to a multiple
-    of ``world_size``, so every rank takes the same number of steps. Batch i of
-    all ranks together is then batch i of the unsharded run with the global
-    batch size: the data order does not depend on the number of processes.
+    Batch i of all ranks together is then batch i of the unsharded run with the
+    global batch size: the data order does not depend on the number of
+    processes. Nothing is repeated: when the last global batch does not split
+    evenly, ranks get one sample more or less (see :func:`batch_share`).
     """
     order = epoch_permutation(num_samples, seed, epoch) if shuffle else torch.arange(num_samples)
-    if world_size > 1:
-        if shuffle:
-            order = torch.cat([order, order[: -num_samples % world_size]])
-        order = order[rank::world_size]
-    return order
+    return order[rank::world_size] if world_size > 1 else order
+
+
+def batch_share(num_samples: int, batch_size: int, rank: int, world_size: int, index: int) -> float:
+    """What rank ``rank``'s batch ``index`` weighs in the global batch, times ``world_size``: n_rank · W / n_global.
+
+    DDP averages the ranks' gradients of their batch means; scaled by this factor,
+    the average is the gradient of the global batch's mean, as in one process.
+    It is 1 for every full global batch and 0 for a stand-in (a rank with no
+    sample left in the last global batch).
+    """
+    start = index * batch_size * world_size
+    global_size = min(batch_size * world_size, num_samples - start)
+    local_size = len(range(start + rank, start + global_size, world_size))
+    return local_size * world_size / global_size
 
 
 EPOCH_GATHER_BYTES = 256 * 2**20
@@ -98,7 +108,13 @@ class TensorBatches:
         return TensorBatches(self.tensors, batch_size, self.shuffle, self.seed, self.transform, rank, world_size)
 
     def __len__(self) -> int:
+        if self.shuffle and self.world_size > 1:  # the global batches: the same number on every rank
+            return -(-self.num_samples // (self.batch_size * self.world_size))
         return -(-self.shard_size // self.batch_size)
+
+    def share(self, index: int) -> float:
+        """Batch ``index``'s weight for the trainer (:func:`batch_share`; 1 outside torchrun)."""
+        return batch_share(self.num_samples, self.batch_size, self.rank, self.world_size, index)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
         if start >= len(self):
@@ -106,6 +122,8 @@ class TensorBatches:
         skip = start * self.batch_size
         if self.shuffle or self.world_size > 1:
             order = shard_order(self.num_samples, self.seed, epoch, self.shuffle, self.rank, self.world_size)
+            if self.shuffle and len(order) <= (len(self) - 1) * self.batch_size:  # no sample left for the last batch:
+                order = torch.cat([order, order[:1]])  # a stand-in, weighed 0 (share) so that DDP's all-reduce runs
             order = order[skip:].to(self.tensors[0].device)
             if self.gather_per_epoch:  # one gather per tensor per epoch; the batches are views of it
                 parts = zip(*(t[order].split(self.batch_size) for t in self.tensors))
@@ -137,10 +155,14 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch, self.start = 0, 0
 
     def __len__(self) -> int:
+        if self.shuffle and self.world_size > 1:  # the global batches: the same number on every rank
+            return -(-self.num_samples // (self.batch_size * self.world_size))
         return -(-self.shard_size // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         order = shard_order(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
+        if self.shuffle and len(order) <= (len(self) - 1) * self.batch_size:  # a stand-in, weighed 0 (batch_share)
+            order = torch.cat([order, order[:1]])
         for i in range(self.start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
 
@@ -169,6 +191,11 @@ class LoaderBatches:
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+    def share(self, index: int) -> float:
+        """Batch ``index``'s weight for the trainer (:func:`batch_share`; 1 outside torchrun)."""
+        s = self.sampler
+        return batch_share(s.num_samples, s.batch_size, s.rank, s.world_size, index)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[list[Tensor]]:
         self.sampler.epoch, self.sampler.start = epoch, start

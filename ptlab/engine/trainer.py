@@ -144,6 +144,7 @@ class Trainer:
         self._own_signals = signals is None
         self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
         self._window, self._window_ends = 1, True
+        self._share = 1.0  # this rank's batch's weight in the global batch (ptlab.data.loaders.batch_share)
         self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
         self._stepped = False  # an optimizer took this step (the GradScaler updates only then)
         self.last_checkpoint: tuple[Path, int] | None = None  # (last.pt, its step), set by the Checkpointer
@@ -209,6 +210,8 @@ class Trainer:
             window_start = s.batch_in_epoch - s.batch_in_epoch % accum
             self._window = min(accum, batches_per_epoch - window_start)
             self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
+        share = getattr(self.run.data.train, "share", None)
+        self._share = share(s.batch_in_epoch) if share is not None and self.world.distributed else 1.0
         with self.precision.autocast(), self._gradient_sync():
             logs = self.run.objective.training_step(self.train_model, batch, self)
         self._logs.add(s.step + 1, logs)
@@ -231,6 +234,8 @@ class Trainer:
         """
         if self._window > 1:
             loss = loss / self._window
+        if self._share != 1.0:  # under torchrun, a last batch that does not split evenly: weigh it as one process
+            loss = loss * self._share
         if self.settings.skip_nonfinite and not self._finite(loss):
             self._skipped.add(name)  # no backward: the bad loss leaves no gradient behind
         else:

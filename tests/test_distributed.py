@@ -47,6 +47,7 @@ def test_shard_order_covers_the_global_batches() -> None:
     ("linreg", "trainer.max_epochs=10"),  # 308 training rows: every global batch splits evenly
     ("logreg", "trainer.max_epochs=2"),  # 397 training rows: the last global batch of an epoch splits 7 + 6
 ])
+@pytest.mark.slow
 def test_two_processes_train_the_same_weights_as_one(workdir: Path, task: str, budget: str) -> None:
     """No BatchNorm or dropout: the same global batches, averaged gradients and schedule give the same weights.
 
@@ -75,6 +76,7 @@ def test_two_processes_train_the_same_weights_as_one(workdir: Path, task: str, b
                                                                     for k in measured}
 
 
+@pytest.mark.slow
 def test_resume_with_the_same_and_another_number_of_processes(workdir: Path) -> None:
     common = ["task=cnn", "data.batch_size=32", "model.channels=[8,16]", "scheduler=constant", "trainer.progress=plain"]
     reference, stopped = workdir / "reference", workdir / "stopped"
@@ -91,6 +93,7 @@ def test_resume_with_the_same_and_another_number_of_processes(workdir: Path) -> 
     assert read_metrics(stopped)["epoch"] == 3
 
 
+@pytest.mark.slow
 def test_two_nodes_on_loopback(workdir: Path) -> None:
     port = free_port()
     procs = []
@@ -108,6 +111,7 @@ def test_two_nodes_on_loopback(workdir: Path) -> None:
     assert len(runs) == 1 and read_metrics(runs[0])["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_batch_size_must_split_across_processes(workdir: Path) -> None:
     proc = torchrun("task=logreg", "data.batch_size=33", "trainer.max_epochs=1", cwd=workdir)
     assert proc.returncode != 0 and "data.batch_size: 33 does not split across 2 processes" in proc.stderr
@@ -117,6 +121,7 @@ def test_batch_size_must_split_across_processes(workdir: Path) -> None:
     assert read_metrics(workdir / "run")["step"] == 25  # 397 rows, 16 per global step
 
 
+@pytest.mark.slow
 def test_gan_trains_under_torchrun_with_the_same_weights_on_every_rank(workdir: Path) -> None:
     """Two optimizers: each one's gradients are averaged over ranks before it steps; evaluation uses rank 0's
     BatchNorm statistics everywhere; a resumed run continues exactly."""

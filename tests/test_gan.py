@@ -112,6 +112,7 @@ def test_other_losses_train(loss: str) -> None:
     assert torch.isfinite(torch.tensor(metrics["test/fid"]))
 
 
+@pytest.mark.slow
 def test_default_gan_reaches_twice_the_real_to_real_distance() -> None:
     """The quality target at the full default budget (about 40 s here): test/fid ≤ 2 × test/fid_real."""
     metrics = ptlab.train(ptlab.compose(["task=gan", "trainer.progress=plain", "trainer.log_every_n_steps=1000"]))

@@ -244,6 +244,7 @@ def test_gan_evaluation_noise_is_the_same_per_sample_for_any_number_of_processes
     assert len({tuple(row.tolist()) for row in one.values()}) == 600  # distinct samples, also across blocks
 
 
+@pytest.mark.slow
 def test_ranks_that_find_different_checkpoints_stop_with_one_error(workdir: Path) -> None:
     """Nodes without a shared filesystem: each rank's run directory is its own (by LOCAL_RANK), only rank 0's
     holds the checkpoint. Resuming must refuse, not let the ranks go on from different states."""

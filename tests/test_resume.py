@@ -65,7 +65,8 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert metrics_a == metrics_b
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", [t if t == "logreg" else pytest.param(t, marks=pytest.mark.slow)
+                                  for t in sorted(TASKS)])
 def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> None:
     args = [*TASKS[task], *COMMON]
     reference = workdir / "reference"
@@ -89,7 +90,8 @@ def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> N
     assert_same_run(reference, run_dir)
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143),
+                                          pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
 def test_sigterm_and_sigint_checkpoint_and_exit(workdir: Path, signum: int, code: int) -> None:
     args = [*TASKS["cnn"], "trainer.progress=plain", "trainer.log_every_n_steps=1"]  # no step checkpoints
     reference = workdir / "reference"

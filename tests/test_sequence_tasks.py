@@ -110,6 +110,7 @@ BIGRAM_MARGIN = 0.15  # nats per character below the previous-character model (m
     ("transformer", ["data.block_size=32", "trainer.max_steps=300", "model.n_layer=2", "model.n_embd=64",
                      "scheduler.warmup_steps=10"]),
 ])
+@pytest.mark.slow
 def test_language_models_beat_the_previous_character_model(task: str, args: list[str]) -> None:
     """Smaller models than the defaults, a cheap proxy; the default configs' 300-step targets are checked by
     scripts/bench_text_tasks.py (numbers in README.md).

@@ -22,6 +22,7 @@ def test_logreg_matches_scikit_learn() -> None:
     assert metrics["test/acc"] >= metrics["test/acc_sklearn"] - 1e-6  # float32 vs float64 of the same count
 
 
+@pytest.mark.slow
 def test_cnn_reaches_98_percent_on_digits() -> None:
     started = time.perf_counter()
     metrics = ptlab.train(ptlab.compose(["task=cnn", *QUIET]))

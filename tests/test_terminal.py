@@ -87,7 +87,8 @@ def trained(cwd: Path) -> Callable[[str], tuple[int, str, Path]]:
     return train
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", [t if t in ("logreg", "gan") else pytest.param(t, marks=pytest.mark.slow)
+                                  for t in TASKS])
 def test_train_draws_a_bar_of_the_logged_losses(trained: Callable, task: str) -> None:
     rc, output, run_dir = trained(task)
     assert_clean(rc, output)

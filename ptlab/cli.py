@@ -93,6 +93,8 @@ def _resume_args(args: list[str]) -> list[str]:
     """``resume=PATH``: continue that run in its own directory, with its saved overrides under the new ones."""
     import yaml
 
+    from ptlab.overrides import Override
+
     value = next((a.partition("=")[2] for a in reversed(args) if a.startswith("resume=")), None)
     if value in (None, "auto", "null"):
         return args
@@ -105,7 +107,7 @@ def _resume_args(args: list[str]) -> list[str]:
         raise PtlabError(f"resume: {run_dir} has no .hydra/overrides.yaml; give the directory of a ptlab run")
 
     def key(override: str) -> str:
-        return override.partition("=")[0].lstrip("+~")
+        return Override.parse(override).key
 
     new = [a for a in args if not a.startswith("resume=")]
     given = {key(a) for a in new if not a.startswith("-")}
@@ -234,7 +236,7 @@ def eval_command(args: list[str]) -> int:
 
 def generate_command(args: list[str]) -> int:
     """``ptlab generate ckpt=PATH [n=64] [out=grid.png] [seed=0] [device=cpu]``: a sample grid from a GAN."""
-    from ptlab.api import generate_images
+    from ptlab.generation import generate_images
     from ptlab.logging.samples import save_grid
 
     if _is_text_checkpoint(args):
@@ -259,7 +261,7 @@ def _is_text_checkpoint(args: list[str]) -> bool:
 
 def generate_text_command(args: list[str]) -> int:
     """``ptlab generate ckpt=PATH [prompt=…] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0]``: text."""
-    from ptlab.api import generate_text
+    from ptlab.generation import generate_text
 
     options = _key_values(args, {"ckpt": None, "prompt": "", "max_new_tokens": "200", "temperature": "1.0",
                                  "top_k": "null", "seed": "0", "device": "cpu"})

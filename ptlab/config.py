@@ -12,6 +12,7 @@ are checked against the entry's own signature, so a model's keyword arguments
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -86,6 +87,23 @@ class TrainerConfig:
     detect_anomaly: bool = False  # torch.autograd anomaly detection: name the operation that made a NaN
     profile_steps: Optional[PositiveInt] = None  # torch.profiler trace of N steps into RUN_DIR/profile
 
+    def steps_per_epoch(self, batches: int) -> int:
+        """Optimizer steps in an epoch of ``batches`` batches (a last, shorter accumulation window is a step too)."""
+        return math.ceil(batches / self.grad_accum)
+
+    def total_steps(self, batches: int) -> int:
+        """Optimizer steps a run over epochs of ``batches`` batches takes if nothing stops it early."""
+        total = self.steps_per_epoch(batches) * self.max_epochs
+        return total if self.max_steps is None else min(total, self.max_steps)
+
+    def allows_more_than(self, saved: Mapping[str, Any]) -> bool:
+        """Whether these settings let a run take more steps than ``saved`` (an earlier run's ``trainer``) did."""
+        def more(key: str) -> bool:
+            old, new = saved.get(key), getattr(self, key)
+            return old is not None and (new is None or new > old)
+
+        return more("max_epochs") or more("max_steps")
+
 
 @dataclass
 class CheckpointConfig:
@@ -124,8 +142,6 @@ class RootConfig:
 
 def fixed_defaults() -> dict[str, Any]:
     """The defaults of the fixed-shape sections, spelled as in configs (a checkpoint older than a key has them)."""
-    import dataclasses
-
     def plain(value: Any) -> Any:
         if is_dataclass(value):
             return {f.name.rstrip("_"): plain(getattr(value, f.name)) for f in fields(value)}
@@ -149,6 +165,13 @@ def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
         raise ConfigError("trainer.overfit_batches: it trains and validates on its own fixed batches; drop "
                           "trainer.limit_train_batches and trainer.limit_val_batches, or trainer.overfit_batches")
     return settings
+
+
+def checkpoint_settings(cfg: Mapping[str, Any]) -> CheckpointConfig:
+    """``cfg.checkpoint`` as a plain dataclass (what the trainer and ptlab.engine.checkpointer read)."""
+    from omegaconf import OmegaConf
+
+    return CheckpointConfig(**OmegaConf.to_container(cfg.checkpoint, resolve=True))
 
 
 PER_DEVICE = "batch_size_per_device"  # data.batch_size_per_device: a torchrun option of every dataset

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ptlab.errors import ConfigError
+from ptlab.overrides import Override
 from ptlab.registry import did_you_mean
 
 
@@ -96,16 +97,16 @@ SWEEP_EXTRA = ("optuna", "joblib", "submitit_local", "submitit_slurm")  # Hydra 
 def check_group_options(config_dir: Path, overrides: list[str]) -> None:
     """``debug=NAME`` must name a file of configs/debug/: Hydra silently skips a missing *optional* option.
 
-    (Options of the other groups are checked by Hydra itself.)
+    (Options of the other groups, and prefixed overrides such as ``+debug=NAME``, are checked by Hydra itself.)
     """
     import yaml
 
     defaults = yaml.safe_load((config_dir / "train.yaml").read_text())["defaults"]
     optional = {key.split()[1] for entry in defaults if isinstance(entry, dict) for key in entry
                 if key.startswith("optional ")}
-    for override in overrides:
-        group, _, value = override.partition("=")
-        if group not in optional or value == "null" or not re.fullmatch(r"[\w-]+(,[\w-]+)*", value):
+    for override in map(Override.parse, overrides):
+        group, value = override.key, override.value or ""
+        if override.prefix or group not in optional or value == "null" or not re.fullmatch(r"[\w-]+(,[\w-]+)*", value):
             continue
         folder = config_dir / group
         options = sorted(path.stem for path in folder.glob("*.yaml"))
@@ -136,7 +137,7 @@ def _bad_override(err, config_name: str, overrides: list[str], compose) -> Confi
     if match and "not in struct" in text:
         key = match.group(1)
         parent, _, leaf = key.rpartition(".")
-        others = [o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")]
+        others = [o for o in overrides if Override.parse(o).key != key]
         try:
             node = OmegaConf.select(compose(config_name, overrides=others), parent) if parent else compose(config_name, overrides=others)
             valid = sorted(str(k) for k in node.keys()) if OmegaConf.is_dict(node) else []

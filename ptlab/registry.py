@@ -114,6 +114,20 @@ class Registry:
             raise ConfigError(f"{key}: needs `name` (one of {', '.join(self.names())}) or `_target_`")
         return self.get(str(node["name"]), f"{key}.name"), kwargs
 
+    def build(self, node: Mapping[str, Any], key: str, **injected: Any) -> Any:
+        """Call the entry ``node`` names with its config keys and those ``injected`` arguments it accepts.
+
+        ``key`` is the node's config key (``model``, ``objective.metrics``), for error messages.
+        """
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+        fn, kwargs = self.resolve(plain, key)
+        params = inspect.signature(fn).parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        kwargs.update({k: v for k, v in injected.items() if k in params or accepts_any})
+        return fn(**kwargs)
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, one-line description, config keys) per entry, without importing built-ins."""
         return [(name, *self._describe(self.entries[name])) for name in self.names()]

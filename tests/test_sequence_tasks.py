@@ -13,9 +13,10 @@ import torch
 
 import ptlab
 from conftest import read_metrics, run_ptlab
-from ptlab.api import Run, check, generate_text
+from ptlab.api import Run, check
+from ptlab.generation import generate_text
 from ptlab.cli import main
-from ptlab.data.text import load_tokenizer
+from ptlab.data.tokenizers import load_tokenizer
 from ptlab.errors import ConfigError
 from ptlab.models.rnn import RNNClassifier
 from ptlab.models.transformer import TransformerClassifier

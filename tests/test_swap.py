@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from conftest import run_ptlab
 from ptlab import api, catalog
 from ptlab.errors import ConfigError
+from ptlab.models import check_model_fits
 from ptlab.paths import CONFIG_DIR
 
 TASKS = sorted(p.stem for p in (CONFIG_DIR / "task").glob("*.yaml"))
@@ -126,8 +127,8 @@ def test_every_task_takes_every_optimizer_and_scheduler(task: str, group: str, o
     api.check(cfg)
     assert OmegaConf.to_container(cfg[group]) == expected(task, group, option)
     params = [torch.nn.Parameter(torch.zeros(2))]
-    optimizer = api.build_node(catalog.OPTIMIZERS, cfg.optimizer, "optimizer", params=params)
-    api.build_node(catalog.SCHEDULERS, cfg.scheduler, "scheduler", optimizer=optimizer, total_steps=20,
+    optimizer = catalog.OPTIMIZERS.build(cfg.optimizer, "optimizer", params=params)
+    catalog.SCHEDULERS.build(cfg.scheduler, "scheduler", optimizer=optimizer, total_steps=20,
                    steps_per_epoch=4)
 
 
@@ -163,11 +164,11 @@ def test_every_task_with_every_model_builds_or_says_why_not(task: str, model: st
     assert cfg.data == data
     objective = api.build_objective(cfg)
     if model in FITS[task]:
-        api.check_model_fits(cfg, objective, info)
-        assert isinstance(api.build_node(catalog.MODELS, cfg.model, "model", **info), torch.nn.Module)
+        check_model_fits(cfg, objective, info)
+        assert isinstance(catalog.MODELS.build(cfg.model, "model", **info), torch.nn.Module)
     else:
         with pytest.raises(ConfigError) as err:
-            api.check_model_fits(cfg, objective, info)
+            check_model_fits(cfg, objective, info)
         message = str(err.value)
         assert message.startswith(f"model={model} does not fit data={data.name}: ") and "\n" not in message
         named = {hint.removeprefix("model=") for hint in message.rpartition("; use ")[2].split(" or ")}

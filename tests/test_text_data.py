@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from conftest import run_ptlab, subprocess_env
-from ptlab.data.text import (
-    BOS, PAD, UNK, TokenWindows, ag_news, csv_text, encode, imdb, load_tokenizer, python_docs, split_by_position,
-    textfile, train_tokenizer, wikitext2,
-)
+from ptlab.data.text import ag_news, csv_text, imdb, python_docs, split_by_position, textfile, wikitext2
+from ptlab.data.token_batches import TokenWindows
+from ptlab.data.tokenizers import BOS, PAD, UNK, encode, load_tokenizer, train_tokenizer
 from ptlab.errors import ConfigError
 from test_data_tabular import BAD_FILES, assert_refused, write_bad_file
 

@@ -16,14 +16,18 @@ to the training split only.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ptlab.config import PER_DEVICE
 from ptlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ptlab.engine.distributed import World
 
 
 class Batches(Protocol):
@@ -43,6 +47,13 @@ class Data:
     test: Batches
     info: dict[str, Any] = field(default_factory=dict)
     tokenizer: Optional[str] = None  # text data: its Hugging Face tokenizer as JSON (kept in checkpoints)
+
+    def in_memory(self, split: str) -> Optional[tuple[Tensor, ...]]:
+        """All of ``split`` ("train", "val", "test") as the tensors it is held in, in stored order and unaugmented;
+        None when it is read from a dataset batch by batch or cut by trainer.limit_*/overfit_batches.
+        (Closed-form baselines fit on these.)"""
+        part = getattr(self, split)
+        return part.tensors if isinstance(part, TensorBatches) else None
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -215,6 +226,15 @@ class LoaderBatches:
             yield [t.to(self.device) for t in batch]
 
 
+def stored_rows(batches: Batches) -> tuple[Tensor, ...]:
+    """Every sample of ``batches`` once, in stored order and unaugmented, as whole tensors: the tensors themselves
+    when they are held in memory (batches cut by trainer.limit_*/overfit_batches give the samples they hold)."""
+    if isinstance(batches, TensorBatches):
+        return batches.tensors
+    source = batches.in_stored_order() if isinstance(batches, LoaderBatches) else batches.batches()
+    return tuple(torch.cat(column) for column in zip(*source))
+
+
 class FirstBatches:
     """At most ``limit`` batches of every epoch of ``batches`` (``trainer.limit_*_batches``)."""
 
@@ -249,6 +269,24 @@ class FixedBatches:
 
     def __iter__(self) -> Iterator[Sequence[Tensor]]:
         return self.batches()
+
+
+def shard_data(data: Data, world: World, data_cfg: Mapping[str, Any]) -> Data:
+    """Each rank's part of every split; the global batch stays data.batch_size unless batch_size_per_device is set."""
+    per_device = data_cfg.get(PER_DEVICE)
+    if per_device is None:
+        batch_size = data_cfg.get("batch_size", 1)
+        if batch_size % world.size:
+            raise ConfigError(f"data.batch_size: {batch_size} does not split across {world.size} processes; use a "
+                              f"multiple of {world.size} or set +data.{PER_DEVICE}=N")
+        per_device = batch_size // world.size
+    splits = {}
+    for name in ("train", "val", "test"):
+        part = getattr(data, name)
+        if not hasattr(part, "shard"):
+            raise ConfigError(f"data: {type(part).__name__} cannot be split across torchrun processes yet")
+        splits[name] = part.shard(world.rank, world.size, per_device)
+    return replace(data, **splits)
 
 
 def limit_batches(data: Data, limits: dict[str, Optional[int]], overfit: Optional[int]) -> Data:

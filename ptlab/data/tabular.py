@@ -1,4 +1,4 @@
-"""Tabular data: scikit-learn's bundled sets (offline) and user CSV files.
+"""Tabular data: scikit-learn's bundled sets (offline, read by :mod:`ptlab.data.bundled`) and user CSV files.
 
 Splits are carved with a fixed ``split_seed`` (stratified for classification),
 so every run with the same split_seed sees the same rows, whatever its
@@ -19,9 +19,12 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt
+from ptlab.data import bundled
 from ptlab.data.files import csv_rows
+from ptlab.data.kinds import expect_kind
 from ptlab.data.loaders import Data, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
+from ptlab.formatting import is_number, number_first
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -32,12 +35,9 @@ def diabetes(
     target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Scikit-learn's bundled diabetes set: 442 patients, 10 features, disease progression (regression)."""
-    from sklearn.datasets import load_diabetes
-
     _expect("diabetes", target_kind, "regression")
-    x, y = load_diabetes(return_X_y=True)
-    return tabular_data(x, y, None, None, target_kind, batch_size, val_fraction, test_fraction, split_seed,
-                        standardize_target, device, seed)
+    return tabular_data(*bundled.load_diabetes(), None, None, target_kind, batch_size, val_fraction, test_fraction,
+                        split_seed, standardize_target, device, seed)
 
 
 def breast_cancer(
@@ -45,12 +45,9 @@ def breast_cancer(
     split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Scikit-learn's bundled breast-cancer set: 569 tumours, 30 features, malignant or benign."""
-    from sklearn.datasets import load_breast_cancer
-
     _expect("breast_cancer", target_kind, "classification")
-    x, y = load_breast_cancer(return_X_y=True)
-    return tabular_data(x, y, None, None, target_kind, batch_size, val_fraction, test_fraction, split_seed,
-                        False, device, seed)
+    return tabular_data(*bundled.load_breast_cancer(), None, None, target_kind, batch_size, val_fraction,
+                        test_fraction, split_seed, False, device, seed)
 
 
 def csv_table(
@@ -111,7 +108,7 @@ def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Array
     labels = [row[t] for _, row in body]
     if target_kind == "classification":
         return (features, np.asarray(labels, dtype=object)), names
-    values = np.asarray(labels, dtype=np.float64) if all(map(_is_number, labels)) else None
+    values = np.asarray(labels, dtype=np.float64) if all(map(is_number, labels)) else None
     if values is None or not np.isfinite(values).all():
         raise ConfigError(f"data.target: column {target!r} of {path} is not all finite numbers; "
                           "a regression target must be")
@@ -119,8 +116,8 @@ def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Array
 
 
 def _encode_labels(train: Arrays, val: Arrays | None, test: Arrays | None, target: str):
-    """Map label strings to ids 0..K-1 (numerically sorted when they are numbers)."""
-    names = sorted(set(train[1]), key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
+    """Map label strings to ids 0..K-1 in :func:`ptlab.formatting.number_first` order."""
+    names = sorted(set(train[1]), key=number_first)
     if len(names) < 2:
         raise ConfigError(f"data.target: column {target!r} has a single class ({names[0]!r}); classification needs two or more")
     ids = {name: i for i, name in enumerate(names)}
@@ -134,14 +131,6 @@ def _encode_labels(train: Arrays, val: Arrays | None, test: Arrays | None, targe
         return part[0], np.asarray([ids[s] for s in part[1]], dtype=np.int64)
 
     return encode(train), encode(val), encode(test)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def tabular_data(
@@ -181,5 +170,4 @@ def _nonzero(std: np.ndarray) -> np.ndarray:
 
 
 def _expect(name: str, target_kind: str, wanted: str) -> None:
-    if target_kind != wanted:
-        raise ConfigError(f"data={name} is a {wanted} set but objective is {target_kind}; use objective={wanted}")
+    expect_kind(name, target_kind, (wanted,), f"a {wanted} target", f"objective={wanted}")

@@ -8,9 +8,10 @@ the training split's per-channel statistics (scaled to [-1, 1] for generation). 
 ``data.augment=none|light|strong`` augments the training split on the device
 (:mod:`ptlab.data.augment`); digits and MNIST are never flipped, the others may be.
 
-The public sets are read from their original files (MNIST's IDX files,
+The digits are scikit-learn's bundled file (:mod:`ptlab.data.bundled`). The
+public sets are read from their original files (MNIST's IDX files,
 CIFAR-10's python batches) under ``data.root``; ``data.download=true`` fetches
-them with torchvision first.
+them with torchvision first when any is missing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import numpy as np
 import torch
 
 from ptlab.config import Fraction, PathThatExists, PositiveInt, NonNegativeInt
+from ptlab.data import bundled
 from ptlab.data.augment import AugmentPreset, image_augment
+from ptlab.data.downloads import dataset_folder
+from ptlab.data.kinds import expect_kind
 from ptlab.data.loaders import Data, LoaderBatches, carve_splits, in_memory_splits
 from ptlab.errors import ConfigError
 
@@ -34,13 +38,11 @@ def digits(
     test_fraction: Fraction = 0.15, split_seed: int = 0, target_kind: str, device: torch.device, seed: int,
 ) -> Data:
     """Scikit-learn's bundled handwritten digits: 1,797 grey 8×8 images, 10 classes."""
-    from sklearn.datasets import load_digits
-
     _expect_classification("digits", target_kind)
-    bunch = load_digits()
-    images = torch.tensor(bunch.images * (255 / 16), dtype=torch.uint8).unsqueeze(1)  # N×1×8×8
-    labels = torch.tensor(bunch.target, dtype=torch.long)
-    index = carve_splits(bunch.target, {"test": test_fraction, "val": val_fraction}, split_seed, stratify=True)
+    pixels, target = bundled.load_digits()
+    images = torch.tensor(pixels.reshape(-1, 8, 8) * (255 / 16), dtype=torch.uint8).unsqueeze(1)  # N×1×8×8
+    labels = torch.tensor(target, dtype=torch.long)
+    index = carve_splits(target, {"test": test_fraction, "val": val_fraction}, split_seed, stratify=True)
     parts = {name: (images[index[name]], labels[index[name]]) for name in ("train", "val", "test")}
     return image_tensors(parts, batch_size, seed, device, symmetric=target_kind == "generation", augment=augment,
                          flip=False)
@@ -73,11 +75,8 @@ def cifar10(
 ) -> Data:
     """CIFAR-10: 60,000 colour 32×32 images, 10 classes (the original python batches)."""
     _expect_classification("cifar10", target_kind)
-    folder = Path(root).expanduser() / "cifar-10-batches-py"
-    if download:
-        _download("CIFAR10", root)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    _require(folder, names, "cifar10")
+    folder = dataset_folder(root, "cifar-10-batches-py", names, "cifar10", download, ["CIFAR10"])
     batches = [_read_cifar_batch(folder / name) for name in names]
     train_x = torch.cat([b[0] for b in batches[:5]])
     train_y = torch.cat([b[1] for b in batches[:5]])
@@ -173,11 +172,8 @@ def _idx_dataset(name, data_name, root, download, batch_size, val_fraction, spli
                  seed, *, augment: AugmentPreset, flip: bool) -> Data:
     """MNIST-style data from ``root/NAME/raw``: torchvision's folder (``name``) for ``data=data_name``."""
     _expect_classification(data_name, target_kind)
-    folder = Path(root).expanduser() / name / "raw"
-    if download:
-        _download(name, root)
     files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    _require(folder, files, data_name, gz_ok=True)
+    folder = dataset_folder(root, f"{name}/raw", files, data_name, download, [name], gz_ok=True)
     train_x, train_y, test_x, test_y = (read_idx(_plain_or_gz(folder / f)) for f in files)
     for images, labels, kind in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
         if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
@@ -237,28 +233,7 @@ def _plain_or_gz(path: Path) -> Path:
     return path if path.exists() else path.with_name(path.name + ".gz")
 
 
-def _require(folder: Path, names: list[str], data_name: str, gz_ok: bool = False) -> None:
-    missing = [n for n in names if not (folder / n).exists() and not (gz_ok and (folder / f"{n}.gz").exists())]
-    if missing:
-        raise ConfigError(
-            f"data.root: {data_name} files {', '.join(missing)} are not in {folder}; "
-            f"pass data.download=true to fetch them, or data.root=DIR where they are"
-        )
-
-
-def _download(name: str, root: str) -> None:
-    from torchvision import datasets
-
-    try:
-        for train in (True, False):
-            getattr(datasets, name)(str(Path(root).expanduser()), train=train, download=True)
-    except Exception as err:  # network errors come in many types
-        raise ConfigError(f"data.download: could not download {name} ({err}); "
-                          f"put the files under data.root yourself and pass data.download=false") from None
-
-
 def _expect_classification(name: str, target_kind: str) -> None:
     """Images with class labels serve classification and generation (which ignores the labels)."""
-    if target_kind not in ("classification", "generation"):
-        raise ConfigError(f"data={name} holds labelled images but objective is {target_kind}; "
-                          "use objective=classification or task=gan")
+    expect_kind(name, target_kind, ("classification", "generation"), "labelled images",
+                "objective=classification or task=gan")

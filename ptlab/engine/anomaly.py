@@ -24,8 +24,11 @@ FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function
 
 
 @contextlib.contextmanager
-def nan_detection(error: Callable[[str], Exception]) -> Iterator[None]:
-    """Run the block in anomaly mode; a NaN in a backward pass raises ``error(description)``."""
+def nan_detection(enabled: bool, error: Callable[[str], Exception]) -> Iterator[None]:
+    """With ``enabled``, run the block in anomaly mode: a NaN in a backward pass raises ``error(description)``."""
+    if not enabled:
+        yield
+        return
     log.info("trainer.detect_anomaly: autograd checks every backward pass for NaN (slow; for debugging only)")
     caught: list[warnings.WarningMessage] = []
     try:

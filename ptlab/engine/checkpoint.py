@@ -23,13 +23,16 @@ import pickle
 import random
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from ptlab.atomic import write_atomic
 from ptlab.errors import PtlabError
+
+if TYPE_CHECKING:
+    from ptlab.api import Run
 
 FORMAT_VERSION = 1
 
@@ -81,6 +84,24 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def payload(run: Run, training: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint of ``run``: the format header, what rebuilds the run (config, data_info, tokenizer) and the
+    trainer's ``training`` state (model, optimizers, schedulers, scaler, rng, loop, best)."""
+    from omegaconf import OmegaConf
+
+    from ptlab import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "ptlab_version": __version__,
+        "torch_version": str(torch.__version__),
+        "config": OmegaConf.to_container(run.cfg, resolve=True),
+        "data_info": {k: v for k, v in run.data.info.items() if isinstance(v, (int, float, str, bool))},
+        "tokenizer": run.data.tokenizer,  # text data: Hugging Face JSON, so eval/generate see the same ids
+        **training,
+    }
 
 
 def save_atomic(payload: Mapping[str, Any], path: Path) -> None:

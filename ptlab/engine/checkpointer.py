@@ -33,6 +33,7 @@ from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import CheckpointError, load_checkpoint, save_atomic
 
 if TYPE_CHECKING:
+    from ptlab.config import CheckpointConfig
     from ptlab.engine.trainer import Trainer
 
 log = logging.getLogger("ptlab")
@@ -129,10 +130,10 @@ def newest_valid(folder: Path) -> tuple[dict[str, Any], Path] | None:
 class Checkpointer(Callback):
     """Writes last.pt, step checkpoints and best.pt at the moments the config asks for."""
 
-    def __init__(self, folder: Path, every_n_steps: int | None, keep_last: int, write: bool = True) -> None:
+    def __init__(self, folder: Path, settings: CheckpointConfig, write: bool = True) -> None:
         self.folder = folder
-        self.every_n_steps = every_n_steps
-        self.keep_last = keep_last
+        self.every_n_steps = settings.every_n_steps
+        self.keep_last = settings.keep_last
         self.write = write  # False on torchrun ranks other than 0: they join in making the payload, rank 0 writes
         self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the newest last.pt
 

@@ -124,3 +124,20 @@ def broadcast_state(module: torch.nn.Module, buffers_only: bool = False) -> None
     tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
     for tensor in tensors:
         dist.broadcast(tensor.data, src=0)
+
+
+def for_training(model: torch.nn.Module, optimizers: int, device: torch.device,
+                 world: World) -> tuple[torch.nn.Module, bool]:
+    """(the module to train, whether the trainer averages gradients itself) for this process.
+
+    Under torchrun one optimizer means DDP; with several (a GAN) each optimizer's gradients are
+    averaged over ranks just before it steps (:func:`average_gradients`), starting from rank 0's weights.
+    """
+    if not world.distributed:
+        return model, False
+    if optimizers > 1:
+        broadcast_state(model)
+        return model, True
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), False

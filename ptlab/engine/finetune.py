@@ -12,12 +12,17 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from torch import nn
 
 from ptlab.engine.checkpoint import CheckpointError, load_checkpoint
 from ptlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ptlab.objectives.base import Objective
 
 log = logging.getLogger("ptlab")
 
@@ -123,3 +128,11 @@ def parameter_groups(model: nn.Module, reinit: list[str], lr: float | None, lr_m
     loaded = [p for n, p in trainable if not matches(n, reinit)]
     fresh = [p for n, p in trainable if matches(n, reinit)]
     return [g for g in ({"params": loaded, "lr": lr * lr_mult}, {"params": fresh}) if g["params"]]
+
+
+def optimizer_parameters(cfg: DictConfig, objective: Objective, model: nn.Module) -> dict[str, Any]:
+    """Parameters per optimizer, as the objective asks; fine-tuning's lr_mult splits them into groups."""
+    named = objective.parameters(model)
+    if cfg.finetune["from"] and cfg.finetune.lr_mult != 1.0 and list(named) == ["main"]:
+        named["main"] = parameter_groups(model, list(cfg.finetune.reinit), cfg.optimizer.get("lr"), cfg.finetune.lr_mult)
+    return named

@@ -38,20 +38,24 @@ import math
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
-from ptlab.config import trainer_settings
+from ptlab.config import checkpoint_settings, trainer_settings
+from ptlab.engine import nonfinite
+from ptlab.engine.anomaly import nan_detection
 from ptlab.engine.callbacks import Callback
-from ptlab.engine.checkpoint import FORMAT_VERSION, clean_state_dict, rng_state, set_rng_state, to_cpu
-from ptlab.engine.distributed import all_sum, any_rank, average_gradients, broadcast_state, gather
+from ptlab.engine.checkpoint import clean_state_dict, payload, rng_state, set_rng_state, to_cpu
+from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training, gather
+from ptlab.engine.evaluation import evaluate
+from ptlab.engine.loop_state import BestMetric, LoopState
+from ptlab.engine.nonfinite import NonFiniteLoss
 from ptlab.engine.precision import Precision
 from ptlab.engine.signals import StopSignals
 from ptlab.engine.step_logs import StepLogs
-from ptlab.errors import PtlabError
 
 if TYPE_CHECKING:
     from ptlab.api import Run
@@ -67,51 +71,6 @@ class TrainingInterrupted(Exception):
         self.exit_code = 128 + signum
 
 
-class NonFiniteLoss(PtlabError):
-    """The training loss became NaN or infinite."""
-
-
-@dataclass
-class LoopState:
-    """Where the run is: enough to continue with exactly the next batch."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    batch_in_epoch: int = 0  # batches of the current epoch already trained on
-    samples: int = 0  # training samples seen
-    train_seconds: float = 0.0
-    validated_at_step: int = -1  # the step of the latest validation
-    world_size: int = 1  # processes that trained (torchrun)
-    skipped_steps: int = 0  # steps skipped for a non-finite loss or gradient (trainer.skip_nonfinite)
-    stop_reason: str | None = None  # why the run stopped before its budget (early stopping); None while it may go on
-
-
-@dataclass
-class BestMetric:
-    """The best value of the monitored metric so far, and how long ago it was."""
-
-    monitor: str
-    mode: str
-    min_delta: float = 0.0
-    value: float | None = None
-    epoch: int = 0
-    step: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    validations_since: int = 0
-
-    def update(self, metrics: dict[str, float], epoch: int, step: int) -> bool:
-        current = metrics[self.monitor]
-        better = self.value is None or (
-            current < self.value - self.min_delta if self.mode == "min" else current > self.value + self.min_delta
-        )
-        if better:
-            self.value, self.epoch, self.step, self.metrics = current, epoch, step, dict(metrics)
-            self.validations_since = 0
-        else:
-            self.validations_since += 1
-        return better
-
-
 class Trainer:
     """Trains ``run.model`` on ``run.data`` with ``run.objective``; callbacks do the optional parts."""
 
@@ -121,25 +80,17 @@ class Trainer:
         self.run = run
         self.cfg = cfg
         self.settings = trainer_settings(cfg)
+        self.checkpointing = checkpoint_settings(cfg)
         self.callbacks = callbacks
         self.model = run.model
         self.world = run.world
-        self.train_model = torch.compile(run.model) if self.settings.compile else run.model
-        # Under torchrun one optimizer means DDP; with several (a GAN) each optimizer's gradients are averaged
-        # over ranks just before it steps, and rank 0's buffers (BatchNorm statistics) are used for evaluation.
-        self._average_gradients = self.world.distributed and len(run.optimizers) > 1
-        if self._average_gradients:
-            broadcast_state(run.model)
-        elif self.world.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [run.device.index] if run.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
+        compiled = torch.compile(run.model) if self.settings.compile else run.model
+        self.train_model, self._average_gradients = for_training(compiled, len(run.optimizers), run.device, self.world)
         self.precision = Precision(self.settings.precision, run.device)
         self.state = LoopState(world_size=self.world.size)
-        self.best = BestMetric(cfg.checkpoint.monitor, cfg.checkpoint.mode, self.settings.early_stopping.min_delta)
+        self.best = BestMetric(self.checkpointing.monitor, self.checkpointing.mode,
+                               self.settings.early_stopping.min_delta)
         self.best_weights: dict[str, torch.Tensor] | None = None
-        self.metric_fns = run.metric_fns
         self.signals = signals or StopSignals()
         self._own_signals = signals is None
         self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
@@ -173,7 +124,7 @@ class Trainer:
         train = self.run.data.train
         self._emit("on_fit_start")
         self._stop_if_signalled()
-        with self._anomaly_detection():
+        with nan_detection(self.settings.detect_anomaly, self._anomaly_error):
             while s.stop_reason is None and not self._budget_spent():
                 self.train_model.train()
                 for module in self.run.frozen_modules:
@@ -323,56 +274,22 @@ class Trainer:
         if any_rank(self._logs.first_nonfinite() is not None, self.run.device):
             raise self._nonfinite_error()
         if not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):  # one host sync
-            raise NonFiniteLoss(f"the weights are NaN or infinite after step {self.state.step} (a non-finite "
-                                f"gradient); {self._advice()}")
+            raise nonfinite.weights_error(self.state.step, self._advice())
 
     def _nonfinite_error(self) -> NonFiniteLoss:
-        """The first step whose losses are not finite, with every loss term of it."""
-        found = self._logs.first_nonfinite()
-        if found is None:  # under torchrun the bad loss may have been another rank's
-            return NonFiniteLoss(f"non-finite loss on another process before step {self.state.step}; {self._advice()}")
-        step, values = found
-        terms = ", ".join(f"train/{key}={value:.6g}" for key, value in values.items())
-        return NonFiniteLoss(f"non-finite loss at step {step} ({terms}); {self._advice()}")
+        return nonfinite.loss_error(self._logs.first_nonfinite(), self.state.step, self._advice())
+
+    def _anomaly_error(self, found: str) -> NonFiniteLoss:
+        return NonFiniteLoss(f"anomaly detection at step {self.state.step + 1}: {found}; {self._advice()}")
 
     def _advice(self) -> str:
-        if self.last_checkpoint is not None:
-            path, step = self.last_checkpoint
-            kept = f"the last good checkpoint is {path} (step {step})"
-        elif self.cfg.checkpoint.save:
-            kept = "no checkpoint was written before it"
-        else:
-            kept = "checkpoints are off (checkpoint.save=false)"
-        find = "" if self.settings.detect_anomaly else "find the operation with debug=anomaly, "
-        return (f"{kept}. Lower optimizer.lr, set trainer.grad_clip, {find}or skip such steps with "
-                "trainer.skip_nonfinite=true")
+        return nonfinite.advice(self.last_checkpoint, self.checkpointing.save, self.settings.detect_anomaly)
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss and every metric of the objective on ``split`` ("val" or "test")."""
-        self.model.eval()
-        if self.world.distributed:  # every rank measures rank 0's buffers (BatchNorm statistics): what best.pt holds
-            broadcast_state(self.model, buffers_only=True)
-        objective = self.run.objective
-        objective.start_evaluation(rank=self.world.rank, world_size=self.world.size)
-        for fn in self.metric_fns.values():
-            fn.reset()
-        loss_sum = torch.zeros((), device=self.run.device)
-        count = 0
-        for batch in getattr(self.run.data, split).batches():
-            with self.precision.autocast():
-                loss, output, target = objective.loss(self.model, batch)
-            loss_sum += loss.float() * len(target)
-            count += len(target)
-            prediction = objective.predict(output)
-            for fn in self.metric_fns.values():
-                fn.update(prediction, target)
-        totals = all_sum(torch.stack([loss_sum, torch.tensor(float(count), device=loss_sum.device)]))
-        results = {f"{split}/loss": (totals[0] / totals[1].clamp(min=1)).item()}
-        results.update({f"{split}/{name}": float(fn.compute()) for name, fn in self.metric_fns.items()})
-        return results
+        return evaluate(self.run, self.model, self.precision, split)
 
     def validate(self) -> dict[str, float]:
         self._log_training()
@@ -404,18 +321,8 @@ class Trainer:
     # --- checkpoints ---------------------------------------------------------------------------
 
     def checkpoint(self, best: bool = False) -> dict[str, Any]:
-        """Everything that decides the future of this run, as plain data (see ptlab.engine.checkpoint)."""
-        from omegaconf import OmegaConf
-
-        from ptlab import __version__
-
-        return {
-            "format_version": FORMAT_VERSION,
-            "ptlab_version": __version__,
-            "torch_version": str(torch.__version__),
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "data_info": {k: v for k, v in self.run.data.info.items() if isinstance(v, (int, float, str, bool))},
-            "tokenizer": self.run.data.tokenizer,  # text data: Hugging Face JSON, so eval/generate see the same ids
+        """This run as a checkpoint (ptlab.engine.checkpoint.payload); ``best``: the best weights, no optimizer state."""
+        return payload(self.run, {
             "model": self.best_weights if best else clean_state_dict(self.model),
             "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
             "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
@@ -423,7 +330,7 @@ class Trainer:
             "rng": rng_state() if not self.world.distributed else gather(rng_state(), self.world),
             "loop": asdict(self.state),
             "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
-        }
+        })
 
     def restore(self, payload: dict[str, Any], best_weights: dict[str, torch.Tensor] | None) -> None:
         """Continue a run from ``payload`` (a last.pt) exactly where it stopped."""
@@ -435,7 +342,7 @@ class Trainer:
         if self.precision.scaler and payload["scaler"]:
             self.precision.scaler.load_state_dict(payload["scaler"])
         self.state = LoopState(**payload["loop"])
-        if self.state.stop_reason and self._budget_raised(payload["config"]["trainer"]):
+        if self.state.stop_reason and self.settings.allows_more_than(payload["config"]["trainer"]):
             log.info("resume: the run had stopped (%s); the raised budget lets it go on, with the same patience "
                      "count", self.state.stop_reason)
             self.state.stop_reason = None
@@ -452,14 +359,6 @@ class Trainer:
                         "dropout restart from rank 0's", self.state.world_size, self.world.size)
             self.state.world_size = self.world.size
 
-    def _budget_raised(self, saved: dict[str, Any]) -> bool:
-        """Whether this run may take more steps than the saved run's trainer settings allowed."""
-        def more(key: str) -> bool:
-            old, new = saved.get(key), getattr(self.settings, key)
-            return old is not None and (new is None or new > old)
-
-        return more("max_epochs") or more("max_steps")
-
     # --- plumbing ------------------------------------------------------------------------------
 
     @property
@@ -470,9 +369,16 @@ class Trainer:
     @property
     def total_steps(self) -> int:
         """Optimizer steps the run will take if nothing stops it early."""
-        t = self.settings
-        total = math.ceil(len(self.run.data.train) / t.grad_accum) * t.max_epochs
-        return min(total, t.max_steps) if t.max_steps is not None else total
+        return self.settings.total_steps(len(self.run.data.train))
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far (during a training step: the steps before it)."""
+        return self.state.step
+
+    def log_image(self, tag: str, image: torch.Tensor) -> None:
+        """Hand an image (C×H×W in [0, 1]) to every logger that keeps images, at the current step."""
+        self._emit("on_image", tag, image)
 
     def request_stop(self, reason: str) -> None:
         """End the run after this validation or step (saved with the run: a relaunch does not train on)."""
@@ -504,12 +410,3 @@ class Trainer:
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
-
-    def _anomaly_detection(self) -> ContextManager:
-        """trainer.detect_anomaly: a NaN in a backward pass stops the run naming the forward line that made it."""
-        if not self.settings.detect_anomaly:
-            return contextlib.nullcontext()
-        from ptlab.engine.anomaly import nan_detection
-
-        return nan_detection(lambda found: NonFiniteLoss(
-            f"anomaly detection at step {self.state.step + 1}: {found}; {self._advice()}"))

@@ -40,8 +40,4 @@ class SampleGrid(Callback):
         images = model.sample(self.n, torch.Generator(trainer.run.device).manual_seed(self.seed))
         model.train(was_training)
         grid = save_grid(images, self.folder / f"epoch_{trainer.state.epoch:03d}.png")
-        from ptlab.logging.tensorboard import TensorBoardLogger
-
-        for callback in trainer.callbacks:
-            if isinstance(callback, TensorBoardLogger) and callback.writer is not None:
-                callback.writer.add_image("samples", grid, trainer.state.step)
+        trainer.log_image("samples", grid)

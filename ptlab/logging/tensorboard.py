@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ptlab.engine.callbacks import Callback
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from ptlab.engine.trainer import Trainer
 
 
@@ -28,6 +30,9 @@ class TensorBoardLogger(Callback):
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self._scalars(metrics, trainer.state.step)
+
+    def on_image(self, trainer: Trainer, tag: str, image: Tensor) -> None:
+        self.writer.add_image(tag, image, trainer.state.step)
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         self._scalars(metrics, trainer.state.step)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ptlab.config import NonNegativeFloat, PositiveInt
 from ptlab.models.gan import GAN
-from ptlab.objectives.base import Objective
+from ptlab.objectives.base import Objective, Optimize
 
 
 NOISE_BLOCK = 256  # evaluation noise is drawn this many rows at a time, each block from its own seed
@@ -52,7 +52,7 @@ class Adversarial(Objective):
         return {"discriminator": list(model.discriminator.parameters()),
                 "generator": list(model.generator.parameters())}
 
-    def training_step(self, model: GAN, batch: Sequence[Tensor], trainer) -> dict[str, Tensor]:
+    def training_step(self, model: GAN, batch: Sequence[Tensor], trainer: Optimize) -> dict[str, Tensor]:
         real = batch[0]
         fake = model.generator(model.noise(len(real)))
         d_real, d_fake = model.discriminator(real), model.discriminator(fake.detach())
@@ -61,7 +61,7 @@ class Adversarial(Objective):
             d_loss = d_loss + self.gp_weight * gradient_penalty(model, real, fake.detach())
         trainer.optimize("discriminator", d_loss)
         logs = {"d_loss": d_loss, "d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
-        if (trainer.state.step + 1) % self.d_steps == 0:
+        if (trainer.step + 1) % self.d_steps == 0:
             g_loss = self.generator_loss(model.discriminator(fake))  # against the updated discriminator
             trainer.optimize("generator", g_loss)
             logs["g_loss"] = g_loss
@@ -112,8 +112,8 @@ class Adversarial(Objective):
             return {}
         from ptlab.objectives.fid import real_vs_real
 
-        return {"test/fid_real": real_vs_real(data, data.test.tensors[0].device if hasattr(data.test, "tensors")
-                                              else torch.device("cpu"))}
+        held = data.in_memory("test")
+        return {"test/fid_real": real_vs_real(data, held[0].device if held is not None else torch.device("cpu"))}
 
     def callbacks(self, run_dir: Path) -> list:
         from ptlab.logging.samples import SampleGrid

@@ -10,8 +10,15 @@ from torch import Tensor, nn
 class Optimize(Protocol):
     """What the trainer offers an objective during a training step."""
 
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken before this one (0 during the first training step)."""
+
     def optimize(self, name: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` into optimizer ``name`` (and step it at the end of the window)."""
+
+    def log_image(self, tag: str, image: Tensor) -> None:
+        """Keep an image (C×H×W in [0, 1]) with the run's logs (TensorBoard), at the current step."""
 
 
 class Objective:

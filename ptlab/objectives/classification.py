@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -42,9 +41,10 @@ class Classification(Objective):
         return (z.squeeze(-1) > 0).long() if z.shape[-1] == 1 else z.argmax(-1)
 
     def baselines(self, data, results: dict[str, float]) -> dict[str, float]:
-        if self.baseline != "logistic" or not all(hasattr(split, "tensors") for split in (data.train, data.test)):
+        train, test = data.in_memory("train"), data.in_memory("test")
+        if self.baseline != "logistic" or train is None or test is None:
             return {}
-        return {"test/acc_sklearn": sklearn_logistic_accuracy(data.train.tensors, data.test.tensors)}
+        return {"test/acc_sklearn": sklearn_logistic_accuracy(train, test)}
 
 
 def sklearn_logistic_accuracy(train: Sequence[Tensor], test: Sequence[Tensor]) -> float:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ptlab.data.loaders import stored_rows
 from ptlab.engine.checkpoint import save_atomic
 
 CACHE_VERSION = 1
@@ -48,15 +49,9 @@ class FeatureNet(nn.Module):
 
 
 def real_images(batches) -> tuple[Tensor, Tensor]:
-    """All (images, labels) of a split in stored order, unaugmented: the same whatever the seed.
-
-    (Batches cut by trainer.limit_*_batches or overfit_batches give the images they hold.)
-    """
-    if hasattr(batches, "tensors"):
-        return batches.tensors[0], batches.tensors[1]
-    source = batches.in_stored_order() if hasattr(batches, "in_stored_order") else batches.batches()
-    xs, ys = zip(*((b[0], b[1]) for b in source))
-    return torch.cat(xs), torch.cat(ys)
+    """All (images, labels) of a split in stored order, unaugmented: the same whatever the seed."""
+    images, labels = stored_rows(batches)[:2]
+    return images, labels
 
 
 def cache_dir() -> Path:

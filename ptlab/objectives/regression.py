@@ -37,15 +37,15 @@ class Regression(Objective):
 
     def baselines(self, data, results: dict[str, float]) -> dict[str, float]:
         """``test/NAME_lstsq``: each of the objective's metrics for the least-squares fit, measured as the run's are."""
-        if self.baseline != "lstsq" or not all(hasattr(split, "tensors") for split in (data.train, data.test)):
+        train, test = data.in_memory("train"), data.in_memory("test")
+        if self.baseline != "lstsq" or train is None or test is None:
             return {}
         from ptlab import catalog
-        from ptlab.api import build_node
 
-        y_hat, y = least_squares_test_predictions(data.train.tensors, data.test.tensors)
+        y_hat, y = least_squares_test_predictions(train, test)
         out = {}
         for name in self.metrics:
-            metric = build_node(catalog.METRICS, {"name": name}, "objective.metrics", data=data)
+            metric = catalog.METRICS.build({"name": name}, "objective.metrics", data=data)
             metric.update(y_hat, y)
             out[f"test/{name}_lstsq"] = float(metric.compute())
         if "test/mse" in results and "test/mse_lstsq" in out:

@@ -15,6 +15,8 @@ import hashlib
 import json
 from typing import Any, Sequence
 
+from ptlab.overrides import Override
+
 # Top-level keys that do not change what a job computes.
 NOT_PART_OF_A_JOB = ("hydra", "resume", "sweep")
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -36,18 +38,17 @@ def job_key(*, _root_: Any) -> str:
     return digest(json.dumps(plain, sort_keys=True, default=str), 10)
 
 
-def _override_key(arg: str) -> str:
-    return arg.partition("=")[0].lstrip("+~")
-
-
 def with_sweep_dir(args: Sequence[str], task: str) -> list[str]:
     """``-m`` without ``hydra.sweep.dir=``: add ``hydra.sweep.dir=outputs/<task>/multirun/<sweep key>``."""
     args = list(args)
-    if not any(a in MULTIRUN_FLAGS for a in args) or any(_override_key(a) == "hydra.sweep.dir" for a in args):
+    if not any(a in MULTIRUN_FLAGS for a in args) or any(Override.parse(a).key == "hydra.sweep.dir" for a in args):
         return args
-    defining = sorted(
-        a for a in args
-        if "=" in a and not a.startswith("-") and not _override_key(a).startswith(("hydra.", "hydra/"))
-        and _override_key(a) != "resume" and not _override_key(a).startswith("sweep.")
-    )
+    defining = sorted(a for a in args if not a.startswith("-") and _defines_the_sweep(Override.parse(a)))
     return [*args, f"hydra.sweep.dir=outputs/{task}/multirun/{digest(chr(10).join(defining), 8)}"]
+
+
+def _defines_the_sweep(override: Override) -> bool:
+    """Whether ``override`` is part of the sweep key: it sets a value, and not one of Hydra, ``resume`` or ``sweep.*``."""
+    key = override.key
+    return (override.value is not None and not key.startswith(("hydra.", "hydra/")) and key != "resume"
+            and not key.startswith("sweep."))

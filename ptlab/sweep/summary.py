@@ -21,6 +21,8 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 
 from ptlab.atomic import read_json, write_text
+from ptlab.formatting import cell
+from ptlab.overrides import all_keys, differing_keys, override_values
 from ptlab.sweep.job import RECORD, objective_value
 
 STATUS_STYLES = {"completed": "green", "resumed": "green", "skipped": "dim", "failed": "bold red",
@@ -44,10 +46,8 @@ def read_jobs(sweep_dir: Path, objective: str) -> list[Job]:
 
     jobs = []
     for folder in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()):
-        overrides = {}
-        for item in yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []:
-            key, _, value = str(item).partition("=")
-            overrides[key.lstrip("+~")] = value
+        saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+        overrides = override_values(map(str, saved))
         metrics_file, record_file = folder / "metrics.json", folder / RECORD
         metrics = read_json(metrics_file)  # missing or torn: the job has not finished
         metrics = metrics if isinstance(metrics, dict) else {}
@@ -69,10 +69,8 @@ def ranked(jobs: list[Job], mode: str) -> list[Job]:
 
 def swept_keys(jobs: list[Job]) -> list[str]:
     """Override keys whose value differs between jobs (all of them when there is one job)."""
-    keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
-    if len(jobs) < 2:
-        return keys
-    return [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
+    overrides = [job.overrides for job in jobs]
+    return differing_keys(overrides) if len(jobs) > 1 else all_keys(overrides)
 
 
 def metric_columns(jobs: list[Job], objective: str) -> tuple[list[str], list[str]]:
@@ -84,12 +82,6 @@ def metric_columns(jobs: list[Job], objective: str) -> tuple[list[str], list[str
     tested = [f"test/{n.partition('/')[2]}" for n in validated]  # not baselines such as test/acc_sklearn
     key = list(dict.fromkeys([*validated, *[n for n in tested if n in names or n == objective]]))
     return key, everything
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
 
 
 def write_csv(jobs: list[Job], keys: list[str], metrics: list[str], path: Path) -> None:
@@ -121,7 +113,7 @@ def print_table(jobs: list[Job], swept: list[str], metrics: list[str], title: st
     for rank, job in enumerate(jobs, 1):
         status = f"[{STATUS_STYLES.get(job.status, '')}]{job.status}[/]"
         table.add_row(str(rank), *[Text(job.overrides.get(k, "")) for k in swept],  # [a,b] is a value, not markup
-                      *[_cell(job.metrics.get(m)) for m in metrics], status, job.folder.name)
+                      *[cell(job.metrics.get(m)) for m in metrics], status, job.folder.name)
     out = console()
     if not out.is_terminal:  # a pipe or a log file gets the whole table, not one squeezed into 80 columns
         width = Measurement.get(out, out.options.update_width(10_000), table).maximum
@@ -138,9 +130,8 @@ def summarize(sweep_dir: Path, objective: str, mode: str) -> list[Job]:
     if not jobs:
         return jobs
     swept = swept_keys(jobs)
-    all_keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
     key_metrics, all_metrics = metric_columns(jobs, objective)
-    write_csv(jobs, all_keys, all_metrics, sweep_dir / "summary.csv")
+    write_csv(jobs, all_keys([job.overrides for job in jobs]), all_metrics, sweep_dir / "summary.csv")
     common = sorted({f"{k}={v}" for job in jobs for k, v in job.overrides.items() if k not in swept})
     print_table(jobs, swept, key_metrics,
                 title=f"{len(jobs)} jobs, best {objective} ({mode}) first",

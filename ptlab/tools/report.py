@@ -18,7 +18,6 @@ parameter: the sweep's objective (``checkpoint.monitor``) against its values.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 from collections import defaultdict
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ptlab.errors import PtlabError
+from ptlab.formatting import cell, is_number
+from ptlab.overrides import all_keys, differing_keys, override_values
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -131,12 +132,8 @@ def read_run(folder: Path) -> RunRecord:
     import yaml
 
     hydra = folder / ".hydra"
-    overrides = {}
-    if (hydra / "overrides.yaml").is_file():
-        for item in yaml.safe_load((hydra / "overrides.yaml").read_text()) or []:
-            key, _, value = str(item).partition("=")
-            if not key.lstrip("+~").startswith("hydra."):
-                overrides[key.lstrip("+~")] = value
+    saved = (yaml.safe_load((hydra / "overrides.yaml").read_text()) or []) if (hydra / "overrides.yaml").is_file() else []
+    overrides = {k: v for k, v in override_values(map(str, saved)).items() if not k.startswith("hydra.")}
     config = read_config(hydra / "config.yaml")
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     grids = sorted((folder / "samples").glob("epoch_*.png"))
@@ -168,8 +165,8 @@ def read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 def name_runs(runs: list[RunRecord]) -> None:
     """Label each run by the overrides that differ between the runs (all of them for one run), else its folder."""
-    keys = sorted({k for run in runs for k in run.overrides})
-    differing = [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1] if len(runs) > 1 else keys
+    overrides = [run.overrides for run in runs]
+    differing = sorted(differing_keys(overrides) if len(runs) > 1 else all_keys(overrides))
     for run in runs:
         parts = [f"{k}={run.overrides[k]}" for k in differing if k in run.overrides]
         run.label = " ".join(parts) or str(run.folder.name)
@@ -229,9 +226,8 @@ def curve_figure(runs: list[RunRecord], name: str) -> Figure:
 
 def plot_sweep(sweep: Sweep, out: Path, prefix: str) -> list[tuple[str, Path]]:
     """One PNG per parameter whose value differs between the sweep's jobs: the objective against its values."""
-    keys = sorted({k for run in sweep.runs for k in run.overrides})
     written = []
-    for key in [k for k in keys if len({run.overrides.get(k) for run in sweep.runs}) > 1]:
+    for key in sorted(differing_keys([run.overrides for run in sweep.runs])):
         fig = sweep_figure(sweep, key)
         if fig is None:
             continue
@@ -256,7 +252,7 @@ def sweep_figure(sweep: Sweep, key: str) -> Optional[Figure]:
         return None
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
-    if all(_is_number(x) for x, _ in points):
+    if all(is_number(x) for x, _ in points):
         by_value: dict[float, list[float]] = defaultdict(list)
         for x, y in points:
             by_value[float(x)].append(y)
@@ -291,13 +287,6 @@ def sweep_setting(runs: list[RunRecord], key: str, checkpoint_key: str) -> Optio
         if value:
             return str(value)
     return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 def slug(text: str) -> str:
@@ -341,7 +330,7 @@ def metrics_table(runs: list[RunRecord]) -> list[str]:
         if run.metrics is None:
             rows.append(f"| {run.label} (unfinished: no metrics.json) |" + " |" * len(columns))
             continue
-        rows.append(f"| {run.label} | " + " | ".join(_cell(run.metrics.get(k)) for k in columns) + " |")
+        rows.append(f"| {run.label} | " + " | ".join(cell(run.metrics.get(k), digits=4) for k in columns) + " |")
     return rows
 
 
@@ -351,11 +340,3 @@ def best_run(sweep: Sweep, objective: str) -> Optional[RunRecord]:
         return None
     pick = max if sweep_setting(finished, "mode", "mode") == "max" else min
     return pick(finished, key=lambda run: run.metrics[objective])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

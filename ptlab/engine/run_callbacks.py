@@ -1,0 +1,40 @@
+"""Which callbacks a run's config asks for: console, early stopping, checkpoints, TensorBoard, metrics.json, the
+objective's own (sample grids) and the profiler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ptlab.atomic import write_text
+from ptlab.config import checkpoint_settings
+from ptlab.engine.callbacks import Callback, EarlyStopping
+from ptlab.engine.checkpointer import Checkpointer
+from ptlab.logging.console import ConsoleLogger
+from ptlab.logging.metrics_file import MetricsFile
+from ptlab.logging.tensorboard import TensorBoardLogger
+
+if TYPE_CHECKING:
+    from ptlab.api import Run
+
+
+def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
+    """The callbacks the run's config asks for; files only with a run directory, and only rank 0 writes."""
+    cfg, checkpointing = run.cfg, checkpoint_settings(run.cfg)
+    main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
+    callbacks: list = [ConsoleLogger(cfg.trainer.progress, checkpointing.monitor)] if main else []
+    if cfg.trainer.early_stopping.patience:
+        callbacks.append(EarlyStopping(cfg.trainer.early_stopping.patience))
+    if run_dir is not None:
+        if run.data.tokenizer is not None and main:
+            write_text(run_dir / "tokenizer.json", run.data.tokenizer)
+        if checkpointing.save:
+            callbacks.append(Checkpointer(run_dir / "checkpoints", checkpointing, write=main))
+        if main:
+            callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
+            callbacks += run.objective.callbacks(run_dir)
+        if main and cfg.trainer.profile_steps:
+            from ptlab.engine.profiler import StepProfiler  # torch.profiler: imported only when asked for
+
+            callbacks.append(StepProfiler(run_dir / "profile", cfg.trainer.profile_steps))
+    return callbacks

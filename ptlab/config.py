@@ -86,6 +86,7 @@ class TrainerConfig:
     skip_nonfinite: bool = False  # skip (and count) steps whose loss or gradient is NaN/inf instead of stopping
     detect_anomaly: bool = False  # torch.autograd anomaly detection: name the operation that made a NaN
     profile_steps: Optional[PositiveInt] = None  # torch.profiler trace of N steps into RUN_DIR/profile
+    peak_flops: Optional[PositiveFloat] = None  # the hardware's peak FLOP/s, for train/mfu; null: known GPUs only
 
     def steps_per_epoch(self, batches: int) -> int:
         """Optimizer steps in an epoch of ``batches`` batches (a last, shorter accumulation window is a step too)."""

@@ -41,6 +41,14 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def computed(metrics: dict) -> dict:
+    """The metrics that a run computes, without the ones it measures (times, speed, memory): these are equal
+    between two runs that train the same way."""
+    from ptlab.engine.throughput import SPEED_KEYS
+
+    return {k: v for k, v in metrics.items() if k != "train_seconds" and k not in SPEED_KEYS}
+
+
 def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag in the event files under ``folder`` → [(step, value), ...]."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

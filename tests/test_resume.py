@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import read_metrics, run_ptlab, subprocess_env
+from conftest import computed, read_metrics, run_ptlab, subprocess_env
 from ptlab.atomic import read_json
 
 # Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
@@ -54,7 +54,7 @@ def wait_for_step(run_dir: Path, proc: subprocess.Popen, past: int = -1, timeout
 
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
     payload = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    metrics = {k: v for k, v in read_metrics(run_dir).items() if k != "train_seconds"}
+    metrics = computed(read_metrics(run_dir))
     return payload["model"], metrics
 
 

@@ -12,6 +12,7 @@ from ptlab.engine.callbacks import Callback, EarlyStopping
 from ptlab.engine.checkpointer import Checkpointer
 from ptlab.logging.console import ConsoleLogger
 from ptlab.logging.metrics_file import MetricsFile
+from ptlab.logging.model_summary import ModelSummary
 from ptlab.logging.tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
@@ -22,7 +23,10 @@ def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
     """The callbacks the run's config asks for; files only with a run directory, and only rank 0 writes."""
     cfg, checkpointing = run.cfg, checkpoint_settings(run.cfg)
     main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
-    callbacks: list = [ConsoleLogger(cfg.trainer.progress, checkpointing.monitor)] if main else []
+    callbacks: list = []
+    if main:
+        summary_file = None if run_dir is None else run_dir / "model_summary.json"
+        callbacks += [ModelSummary(summary_file), ConsoleLogger(cfg.trainer.progress, checkpointing.monitor)]
     if cfg.trainer.early_stopping.patience:
         callbacks.append(EarlyStopping(cfg.trainer.early_stopping.patience))
     if run_dir is not None:

@@ -56,6 +56,7 @@ from ptlab.engine.nonfinite import NonFiniteLoss
 from ptlab.engine.precision import Precision
 from ptlab.engine.signals import StopSignals
 from ptlab.engine.step_logs import StepLogs
+from ptlab.engine.throughput import Throughput, count_flops, peak_flops
 
 if TYPE_CHECKING:
     from ptlab.api import Run
@@ -94,6 +95,10 @@ class Trainer:
         self.signals = signals or StopSignals()
         self._own_signals = signals is None
         self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
+        peak = peak_flops(run.device, self.settings.precision, self.settings.peak_flops)
+        self._throughput = Throughput(run.device, peak if len(run.optimizers) == 1 else None,
+                                      count_tokens="vocab_size" in run.data.info)
+        self._epoch_started: float | None = None  # perf_counter() when the running epoch loop began
         self._window, self._window_ends = 1, True
         self._share = 1.0  # this rank's batch's weight in the global batch (ptlab.data.loaders.batch_share)
         self._skipped: set[str] = set()  # optimizers whose update this step skips (trainer.skip_nonfinite)
@@ -124,12 +129,13 @@ class Trainer:
         train = self.run.data.train
         self._emit("on_fit_start")
         self._stop_if_signalled()
+        self._throughput.begin(s.step, s.train_seconds)
         with nan_detection(self.settings.detect_anomaly, self._anomaly_error):
             while s.stop_reason is None and not self._budget_spent():
                 self.train_model.train()
                 for module in self.run.frozen_modules:
                     module.eval()
-                started = time.perf_counter()
+                self._epoch_started = time.perf_counter()
                 batches_per_epoch = len(train)
                 for batch in train.batches(s.epoch, start=s.batch_in_epoch):
                     self._train_on(batch, batches_per_epoch)
@@ -138,7 +144,7 @@ class Trainer:
                         if self._interrupted(at_step=True) or s.stop_reason or (t.max_steps is not None
                                                                                 and s.step >= t.max_steps):
                             break
-                s.train_seconds += time.perf_counter() - started
+                s.train_seconds, self._epoch_started = self._training_seconds(), None
                 self._stop_if_signalled()
                 if s.batch_in_epoch == batches_per_epoch:
                     s.epoch, s.batch_in_epoch = s.epoch + 1, 0
@@ -163,8 +169,12 @@ class Trainer:
             self._window_ends = s.batch_in_epoch + 1 == window_start + self._window
         share = getattr(self.run.data.train, "share", None)
         self._share = share(s.batch_in_epoch) if share is not None and self.world.distributed else 1.0
+        if self._throughput.wants_flops():
+            flops = count_flops(self.model, self.run.objective, batch, self.precision.autocast())
+            self._throughput.set_flops(flops, len(batch[0]))
         with self.precision.autocast(), self._gradient_sync():
             logs = self.run.objective.training_step(self.train_model, batch, self)
+        self._throughput.add(batch)
         self._logs.add(s.step + 1, logs)
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
@@ -267,6 +277,7 @@ class Trainer:
         for name, optimizer in self.run.optimizers.items():
             key = "train/lr" if len(self.run.optimizers) == 1 else f"train/lr_{name}"
             metrics[key] = optimizer.param_groups[0]["lr"]
+        metrics.update(self._throughput.interval(self.state.step, self._training_seconds()))
         self._emit("on_log", metrics)
 
     def ensure_finite(self) -> None:
@@ -309,6 +320,7 @@ class Trainer:
         results = dict(self.best.metrics)
         results.update(self.evaluate("test"))
         results.update(self.run.objective.baselines(self.run.data, results))
+        results.update(self._throughput.overall(self.state.step, self.state.train_seconds))
         results.update(epoch=self.state.epoch, step=self.state.step, train_seconds=round(self.state.train_seconds, 3))
         if self.settings.skip_nonfinite:
             results["skipped_steps"] = self.state.skipped_steps
@@ -379,6 +391,11 @@ class Trainer:
     def log_image(self, tag: str, image: torch.Tensor) -> None:
         """Hand an image (C×H×W in [0, 1]) to every logger that keeps images, at the current step."""
         self._emit("on_image", tag, image)
+
+    def _training_seconds(self) -> float:
+        """Seconds spent training so far (validation excluded), the running epoch included."""
+        running = 0.0 if self._epoch_started is None else time.perf_counter() - self._epoch_started
+        return self.state.train_seconds + running
 
     def request_stop(self, reason: str) -> None:
         """End the run after this validation or step (saved with the run: a relaunch does not train on)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -137,7 +136,6 @@ class ConsoleLogger(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.total = trainer.total_steps
-        self.last_time, self.last_samples = time.perf_counter(), trainer.state.samples
         if self.mode == "bar" or (self.mode == "auto" and console().is_terminal and not console().is_dumb_terminal):
             self.bar = start_bar(self.total, trainer.state.step, trainer.state.epoch + 1)
 
@@ -146,13 +144,14 @@ class ConsoleLogger(Callback):
             self.bar.update(self.bar.task_ids[0], completed=trainer.state.step, epoch=trainer.state.epoch + 1)
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        now, samples = time.perf_counter(), trainer.state.samples
-        rate = (samples - self.last_samples) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_samples = now, samples
+        from ptlab.engine.throughput import SPEED_KEYS  # (imports torch: not at ptlab list's start)
+
+        shown = {key: value for key, value in metrics.items() if key not in SPEED_KEYS}
+        rate = metrics.get("train/samples_per_s", 0.0)  # the speed metrics go to TensorBoard; the line shows this one
         epoch = current_epoch(trainer)  # the epoch this loss is from
-        line = f"epoch {epoch} step {trainer.state.step}/{self.total} | {format_metrics(metrics)} | {rate:,.0f} samples/s"
+        line = f"epoch {epoch} step {trainer.state.step}/{self.total} | {format_metrics(shown)} | {rate:,.0f} samples/s"
         if self.bar is not None:
-            self.bar.update(self.bar.task_ids[0], stats=bar_stats(metrics, rate))
+            self.bar.update(self.bar.task_ids[0], stats=bar_stats(shown, rate))
         log.info(line, extra={"console": self.bar is None})
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:

@@ -43,7 +43,10 @@ class TensorBoardLogger(Callback):
     def on_fit_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         final = {k: v for k, v in metrics.items() if "/" in k and isinstance(v, (int, float))}
         self._scalars({k: v for k, v in final.items() if k.startswith("test/")}, trainer.state.step)
-        self.writer.add_hparams(hparams(trainer.cfg), final, run_name=".", global_step=trainer.state.step)
+        from ptlab.logging import model_summary
+
+        settings = hparams(trainer.cfg) | model_summary.hparams(model_summary.summarize(trainer.model))
+        self.writer.add_hparams(settings, final, run_name=".", global_step=trainer.state.step)
         self.writer.close()
 
 

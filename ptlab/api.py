@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ptlab.config import PER_DEVICE, checkpoint_settings, check_monitor, trainer_settings, validate
-from ptlab.engine.distributed import World, world_from_env
+from ptlab.engine.distributed import World, rank_device, world_from_env
 from ptlab.errors import ConfigError
 from ptlab.paths import CONFIG_DIR
 
@@ -96,9 +96,7 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
     check(cfg)
     settings = trainer_settings(cfg)
     world = world_from_env()
-    device = resolve_device(cfg.device)
-    if world.distributed and device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
+    device = rank_device(resolve_device(cfg.device), world)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     torch.manual_seed(cfg.seed)

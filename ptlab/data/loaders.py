@@ -221,9 +221,10 @@ class LoaderBatches:
         """Every sample of this shard once, in the dataset's own order and without augmentation, on the device."""
         sampler = EpochBatchSampler(len(self.dataset), self.sampler.batch_size, False, self.seed,
                                     self.sampler.rank, self.sampler.world_size)
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                                             pin_memory=self.device.type == "cuda")
         for batch in loader:
-            yield [t.to(self.device) for t in batch]
+            yield [t.to(self.device, non_blocking=True) for t in batch]
 
 
 def stored_rows(batches: Batches) -> tuple[Tensor, ...]:

@@ -33,13 +33,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def memory_format(model: torch.nn.Module, device: torch.device) -> torch.memory_format:
-    """channels_last for a network with 2-d convolutions on CUDA, else the usual contiguous layout.
+    """channels_last for a network with 2-d (transposed) convolutions on CUDA, else the usual contiguous layout.
 
     channels_last (NHWC) is the layout cuDNN's tensor-core convolutions run
     fastest in, under bf16/fp16 above all. Only the layout changes, not the
     values, so checkpoints are the same either way.
     """
-    if device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    if device.type == "cuda" and any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules()):
         return torch.channels_last
     return torch.contiguous_format
 

@@ -141,3 +141,8 @@ def for_training(model: torch.nn.Module, optimizers: int, device: torch.device,
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), False
+
+
+def rank_device(device: torch.device, world: World) -> torch.device:
+    """The device this process trains on: under torchrun on CUDA, the GPU of its local rank (``cuda:LOCAL_RANK``)."""
+    return torch.device("cuda", world.local_rank) if world.distributed and device.type == "cuda" else device

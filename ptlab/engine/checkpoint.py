@@ -33,6 +33,7 @@ from ptlab.errors import PtlabError
 
 if TYPE_CHECKING:
     from ptlab.api import Run
+    from ptlab.engine.distributed import World
 
 FORMAT_VERSION = 1
 
@@ -74,6 +75,14 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def rank_rng_state(saved: Mapping[str, Any] | list, world: World) -> Mapping[str, Any]:
+    """This process's random state from a checkpoint's ``rng``: a torchrun job saved one per rank; with
+    another number of processes (or one), every rank continues from rank 0's."""
+    if not isinstance(saved, list):
+        return saved
+    return saved[world.rank] if len(saved) == world.size else saved[0]
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:

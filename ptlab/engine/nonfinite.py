@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ptlab.errors import PtlabError
+
+log = logging.getLogger("ptlab")
+SKIPS_SHOWN = 3  # trainer.skip_nonfinite: the first skipped steps are each a warning, the rest only counted
 
 
 class NonFiniteLoss(PtlabError):
@@ -36,3 +40,11 @@ def advice(last_checkpoint: tuple[Path, int] | None, checkpoints_on: bool, detec
         kept = "checkpoints are off (checkpoint.save=false)"
     find = "" if detect_anomaly else "find the operation with debug=anomaly, "
     return f"{kept}. Lower optimizer.lr, set trainer.grad_clip, {find}or skip such steps with trainer.skip_nonfinite=true"
+
+
+def warn_skipped(step: int, skipped_steps: int, optimizers: set[str]) -> None:
+    """A step skipped for a non-finite loss or gradient (trainer.skip_nonfinite): warn about the first few."""
+    if skipped_steps <= SKIPS_SHOWN:
+        more = " (further skips are only counted: train/skipped_steps)" if skipped_steps == SKIPS_SHOWN else ""
+        log.warning("step %d: non-finite loss or gradient (%s); the update was skipped%s", step,
+                    ", ".join(sorted(optimizers)), more)

@@ -56,6 +56,11 @@ def resume_payload(cfg, run_dir: Path | None, world: World | None = None) -> tup
         raise ConfigError(f"resume: {path} holds weights only (best.pt); resume from last.pt or a step checkpoint")
     check_config_changes(payload["config"], OmegaConf.to_container(cfg, resolve=True))
     log.info("resuming from %s (epoch %d, step %d)", path, payload["loop"]["epoch"], payload["loop"]["step"])
+    saved_size, size = payload["loop"].get("world_size", 1), (world or World()).size
+    if saved_size != size:
+        log.warning("resuming a %d-process run with %d processes: the data order continues exactly (the global "
+                    "batch is unchanged unless data.batch_size_per_device is set); random streams such as "
+                    "dropout restart from rank 0's", saved_size, size)
     return payload, best_weights(path.parent)
 
 

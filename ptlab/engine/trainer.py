@@ -48,7 +48,7 @@ from ptlab.config import checkpoint_settings, trainer_settings
 from ptlab.engine import nonfinite
 from ptlab.engine.anomaly import nan_detection
 from ptlab.engine.callbacks import Callback
-from ptlab.engine.checkpoint import clean_state_dict, payload, rng_state, set_rng_state, to_cpu
+from ptlab.engine.checkpoint import clean_state_dict, payload, rank_rng_state, rng_state, set_rng_state, to_cpu
 from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training, gather
 from ptlab.engine.evaluation import evaluate
 from ptlab.engine.loop_state import BestMetric, LoopState
@@ -251,10 +251,7 @@ class Trainer:
         s.step += 1
         if self._skipped:
             s.skipped_steps += 1
-            if s.skipped_steps <= 3:
-                log.warning("step %d: non-finite loss or gradient (%s); the update was skipped%s", s.step,
-                            ", ".join(sorted(self._skipped)), "" if s.skipped_steps < 3 else
-                            " (further skips are only counted: train/skipped_steps)")
+            nonfinite.warn_skipped(s.step, s.skipped_steps, self._skipped)
             self._skipped.clear()
         if s.step % self.settings.log_every_n_steps == 0:
             self._log_training()
@@ -339,7 +336,7 @@ class Trainer:
             "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
             "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
             "scaler": self.precision.scaler.state_dict() if self.precision.scaler and not best else None,
-            "rng": rng_state() if not self.world.distributed else gather(rng_state(), self.world),
+            "rng": rng_state() if not self.world.distributed else gather(rng_state(), self.world),  # one per rank
             "loop": asdict(self.state),
             "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
         })
@@ -361,15 +358,8 @@ class Trainer:
         for key, value in payload["best"].items():
             setattr(self.best, key, value)
         self.best_weights = best_weights
-        rng = payload["rng"]
-        if isinstance(rng, list):  # one state per rank of a torchrun job
-            rng = rng[self.world.rank] if len(rng) == self.world.size else rng[0]
-        set_rng_state(rng)
-        if self.state.world_size != self.world.size:
-            log.warning("resuming a %d-process run with %d processes: the data order continues exactly (the global "
-                        "batch is unchanged unless data.batch_size_per_device is set); random streams such as "
-                        "dropout restart from rank 0's", self.state.world_size, self.world.size)
-            self.state.world_size = self.world.size
+        set_rng_state(rank_rng_state(payload["rng"], self.world))
+        self.state.world_size = self.world.size  # (resume_payload said so if it changed)
 
     # --- plumbing ------------------------------------------------------------------------------
 

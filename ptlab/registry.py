@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -170,10 +171,16 @@ def _find_definition(target: str) -> tuple[ast.ClassDef | ast.FunctionDef | None
     if spec is None or spec.origin is None:
         return None, module_name
     path = Path(spec.origin)
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in _parsed(path).body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == attr:
             return node, str(path)
     return None, str(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once however many of its entries are described."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def import_target(dotted: str, key: str) -> Callable[..., Any]:

@@ -104,8 +104,9 @@ def best_weights(folder: Path) -> dict | None:
 def check_config_changes(saved: dict, current: dict) -> None:
     """Print every change; refuse the ones a resumed run cannot honour."""
     old, new = flatten(fixed_defaults()) | flatten(saved), flatten(current)  # keys added since: their defaults
+    keys = sorted((old.keys() | new.keys()) - {"resume"})  # the resume key itself: how, not what, to run
     changes = [(key, old.get(key, "<unset>"), new.get(key, "<unset>"))
-               for key in sorted(old.keys() | new.keys()) if old.get(key, "<unset>") != new.get(key, "<unset>")]
+               for key in keys if old.get(key, "<unset>") != new.get(key, "<unset>")]
     refused = [c for c in changes if not c[0].startswith(CHANGEABLE)]
     for key, before, after in changes:
         log.info("resume: %s %s → %s%s", key, before, after, "  (refused)" if (key, before, after) in refused else "")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptlab.atomic import write_text
-from ptlab.config import checkpoint_settings
+from ptlab.config import checkpoint_settings, trainer_settings
 from ptlab.engine.callbacks import Callback, EarlyStopping
 from ptlab.engine.checkpointer import Checkpointer
 from ptlab.logging.console import ConsoleLogger
@@ -21,14 +21,14 @@ if TYPE_CHECKING:
 
 def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
     """The callbacks the run's config asks for; files only with a run directory, and only rank 0 writes."""
-    cfg, checkpointing = run.cfg, checkpoint_settings(run.cfg)
+    settings, checkpointing = trainer_settings(run.cfg), checkpoint_settings(run.cfg)
     main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
     callbacks: list = []
     if main:
         summary_file = None if run_dir is None else run_dir / "model_summary.json"
-        callbacks += [ModelSummary(summary_file), ConsoleLogger(cfg.trainer.progress, checkpointing.monitor)]
-    if cfg.trainer.early_stopping.patience:
-        callbacks.append(EarlyStopping(cfg.trainer.early_stopping.patience))
+        callbacks += [ModelSummary(summary_file), ConsoleLogger(settings.progress, checkpointing.monitor)]
+    if settings.early_stopping.patience:
+        callbacks.append(EarlyStopping(settings.early_stopping.patience))
     if run_dir is not None:
         if run.data.tokenizer is not None and main:
             write_text(run_dir / "tokenizer.json", run.data.tokenizer)
@@ -37,8 +37,8 @@ def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
         if main:
             callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
             callbacks += run.objective.callbacks(run_dir)
-        if main and cfg.trainer.profile_steps:
+        if main and settings.profile_steps:
             from ptlab.engine.profiler import StepProfiler  # torch.profiler: imported only when asked for
 
-            callbacks.append(StepProfiler(run_dir / "profile", cfg.trainer.profile_steps))
+            callbacks.append(StepProfiler(run_dir / "profile", settings.profile_steps))
     return callbacks

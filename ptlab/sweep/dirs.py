@@ -19,6 +19,9 @@ from ptlab.overrides import Override
 
 # Top-level keys that do not change what a job computes.
 NOT_PART_OF_A_JOB = ("hydra", "resume", "sweep")
+# Keys added since job keys were first made that only change what a job reports: left out, so that a
+# sweep started before they existed is still found by the same command.
+REPORTING_ONLY = (("trainer", "peak_flops"),)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
@@ -35,6 +38,9 @@ def job_key(*, _root_: Any) -> str:
         if key not in NOT_PART_OF_A_JOB:
             value = _root_[key]
             plain[str(key)] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    for section, key in REPORTING_ONLY:
+        if isinstance(plain.get(section), dict):
+            plain[section].pop(key, None)
     return digest(json.dumps(plain, sort_keys=True, default=str), 10)
 
 

@@ -40,11 +40,10 @@ Budgets and targets
     every warning it raises is counted per step (SyncProbe). Any failed run, wrong exit code, missing metric
     or per-step sync is a failure (exit 1).
 
-    Throughput telemetry is required (REQUIRE_TELEMETRY): every run's metrics.json must hold
+    Throughput telemetry is required: every run's metrics.json must hold
     ``train/samples_per_s`` (text: ``train/tokens_per_s``), ``train/step_ms``, ``train/peak_mem_gib`` and, on a
     GPU whose peak FLOP/s ptlab knows (ptlab.engine.throughput.PEAK_FLOPS), ``train/mfu`` for the tasks with
-    one optimizer (the trainer reports no MFU for a GAN's two). bench_trainer.py's ``--device`` and ``--json``
-    figures are required (REQUIRE_BENCH_JSON).
+    one optimizer (the trainer reports no MFU for a GAN's two). bench_trainer.py's JSON must hold both ratios.
     Speed targets (char-gpt MFU ≥ 35 % on an H100/H200, bench ratio ≤ 1.05) are noted when missed and fail
     the run only with ENFORCE_SPEED_TARGETS.
 
@@ -105,9 +104,6 @@ from ptlab.engine.throughput import known_peak  # noqa: E402
 if TYPE_CHECKING:
     from ptlab.engine.trainer import Trainer
 
-REQUIRE_TELEMETRY = True  # a run's metrics.json without expected_telemetry's keys fails the row
-# bench_trainer.py takes --device and --json and writes both ratios: their absence is a failure
-REQUIRE_BENCH_JSON = True
 ENFORCE_SPEED_TARGETS = False  # True: a missed MFU or bench-ratio target fails the run (else it is noted)
 
 TASKS = ("linreg", "logreg", "cnn", "rnn", "transformer", "gan")
@@ -324,7 +320,7 @@ def fill_from_metrics(line: Line, row: Row, metrics: dict[str, Any], ctx: Contex
         line.peak = f"{metrics['train/peak_mem_gib']:.2f}"
     absent = [k for k in expected_telemetry(row.task, row.precision, ctx) if k not in metrics]
     if absent:
-        pending(line, f"metrics.json has no {', '.join(absent)}", REQUIRE_TELEMETRY)
+        line.fail(f"metrics.json has no {', '.join(absent)}")
     if row.target is not None:
         judge(line, row.target, metrics, ctx)
 
@@ -340,14 +336,6 @@ def judge(line: Line, target: Target, metrics: dict[str, Any], ctx: Context) -> 
                    f"{target.bound(metrics):.4g}{'' if ok else ' MISS'}{'' if ctx.enforce_quality else ' (tiny)'}"
     if not ok and ctx.enforce_quality:
         line.fail(f"{target.metric} {metrics[target.metric]:.4g} misses the CPU target")
-
-
-def pending(line: Line, what: str, required: bool) -> None:
-    """Something a change adds is absent: a failure once it is ``required``, else a note."""
-    if required:
-        line.fail(what)
-    else:
-        line.notes.append(f"{what} (pending)")
 
 
 def slow(line: Line, what: str) -> None:
@@ -449,11 +437,6 @@ def check_bench(row: Row, ctx: Context) -> list[Line]:
            "--tasks", ",".join(row.tasks), *budget, "--json", str(report)]
     code = run_logged(cmd, log, ctx)
     lines = [Line(f"bench-{task}", task, "32", False) for task in row.tasks]
-    if code == 2 and "unrecognized arguments" in log.read_text(errors="replace"):
-        for line in lines:
-            line.status = "skip"
-            pending(line, "bench_trainer.py takes no --device/--json yet", REQUIRE_BENCH_JSON)
-        return lines
     problem = exit_problem(code, log)
     if problem:
         return [line.fail(problem) for line in lines]
@@ -480,7 +463,7 @@ def read_bench_entry(line: Line, entry: Any, ctx: Context) -> None:
     elif line.task in TEXT_TASKS:
         absent.append("tokens_per_s")
     if absent:
-        pending(line, f"bench.json[{line.task}] has no {', '.join(absent)}", REQUIRE_BENCH_JSON)
+        line.fail(f"bench.json[{line.task}] has no {', '.join(absent)}")
     if mirrored is not None and mirrored > BENCH_TARGET and not ctx.tiny:
         slow(line, f"ptlab/hand {mirrored:.3f} > {BENCH_TARGET}")
 

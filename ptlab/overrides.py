@@ -54,3 +54,8 @@ def differing_keys(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """
     return [key for key in all_keys(runs)
             if any(run.get(key, _MISSING) != runs[0].get(key, _MISSING) for run in runs[1:])]
+
+
+def naming_keys(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys that tell these runs apart (:func:`differing_keys`); for a single run, all of its keys."""
+    return differing_keys(runs) if len(runs) > 1 else all_keys(runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ptlab.overrides import Override, all_keys, differing_keys, override_values
+from ptlab.overrides import Override, all_keys, differing_keys, naming_keys, override_values
 
 
 @pytest.mark.parametrize("arg, prefix, key, value", [
@@ -71,3 +71,10 @@ def test_nested_values_are_compared_whole_not_flattened_into_keys() -> None:
 def test_fewer_than_two_runs_have_no_differing_keys() -> None:
     assert differing_keys([{"a": "1"}]) == []
     assert differing_keys([]) == []
+
+
+def test_runs_are_named_by_the_keys_that_differ_and_a_single_run_by_all_of_its_keys() -> None:
+    runs = [{"seed": "0", "optimizer.lr": "0.1"}, {"seed": "1", "optimizer.lr": "0.1"}]
+    assert naming_keys(runs) == ["seed"]
+    assert naming_keys(runs[:1]) == ["seed", "optimizer.lr"]
+    assert naming_keys([]) == []

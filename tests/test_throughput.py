@@ -59,18 +59,18 @@ def test_known_gpu_peaks(name: str, precision: str, peak: float | None) -> None:
 def test_speed_over_an_interval_counts_samples_tokens_steps_and_the_fraction_of_peak() -> None:
     meter = Throughput(torch.device("cpu"), peak=1e9, count_tokens=True)
     meter.set_flops(6000, batch_size=4)  # 1500 FLOPs per sample
-    meter.begin(step=10, seconds=2.0)
+    meter.begin(samples=40, step=10, seconds=2.0)
     for _ in range(3):
         meter.add((torch.zeros(4, 32, dtype=torch.long),))
-    speed = meter.interval(step=13, seconds=2.5)
+    speed = meter.interval(samples=52, step=13, seconds=2.5)
     assert speed["train/samples_per_s"] == pytest.approx(12 / 0.5)
     assert speed["train/tokens_per_s"] == pytest.approx(12 * 32 / 0.5)
     assert speed["train/step_ms"] == pytest.approx(500 / 3)
     assert speed["train/mfu"] == pytest.approx(1500 * 24 / 1e9)
     assert speed["train/peak_mem_gib"] > 0
-    assert meter.interval(step=13, seconds=2.5) == {}  # nothing trained since
+    assert meter.interval(samples=52, step=13, seconds=2.5) == {}  # nothing trained since
     meter.add((torch.zeros(4, 32, dtype=torch.long),))
-    assert meter.overall(step=14, seconds=3.0)["train/samples_per_s"] == pytest.approx(16 / 1.0)
+    assert meter.overall(samples=56, step=14, seconds=3.0)["train/samples_per_s"] == pytest.approx(16 / 1.0)
 
 
 def test_a_run_logs_its_speed_and_keeps_the_final_figures(tmp_path: Path) -> None:

@@ -92,6 +92,24 @@ def batch_share(num_samples: int, batch_size: int, rank: int, world_size: int, i
     return local_size * world_size / global_size
 
 
+def batch_count(num_samples: int, batch_size: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> int:
+    """Batches per epoch of rank ``rank``: a shuffled split under torchrun has the global batches (the same number
+    on every rank, so DDP's all-reduces pair up); otherwise the rank's own samples in batches."""
+    if shuffle and world_size > 1:
+        return -(-num_samples // (batch_size * world_size))
+    return -(-len(range(rank, num_samples, world_size)) // batch_size)
+
+
+def epoch_order(num_samples: int, batch_size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0,
+                world_size: int = 1) -> Tensor:
+    """:func:`shard_order`, plus a stand-in sample when this rank has none left for the last global batch
+    (weighed 0 by :func:`batch_share`) so that every rank takes every step."""
+    order = shard_order(num_samples, seed, epoch, shuffle, rank, world_size)
+    if shuffle and len(order) <= (batch_count(num_samples, batch_size, shuffle, rank, world_size) - 1) * batch_size:
+        order = torch.cat([order, order[:1]])
+    return order
+
+
 EPOCH_GATHER_BYTES = 256 * 2**20
 
 
@@ -113,15 +131,12 @@ class TensorBatches:
         self.transform = transform
         self.rank, self.world_size = rank, world_size
         self.num_samples = len(self.tensors[0])
-        self.shard_size = len(shard_order(self.num_samples, seed, 0, shuffle, rank, world_size))
 
     def shard(self, rank: int, world_size: int, batch_size: int) -> TensorBatches:
         return TensorBatches(self.tensors, batch_size, self.shuffle, self.seed, self.transform, rank, world_size)
 
     def __len__(self) -> int:
-        if self.shuffle and self.world_size > 1:  # the global batches: the same number on every rank
-            return -(-self.num_samples // (self.batch_size * self.world_size))
-        return -(-self.shard_size // self.batch_size)
+        return batch_count(self.num_samples, self.batch_size, self.shuffle, self.rank, self.world_size)
 
     def share(self, index: int) -> float:
         """Batch ``index``'s weight for the trainer (:func:`batch_share`; 1 outside torchrun)."""
@@ -132,9 +147,8 @@ class TensorBatches:
             return iter(())
         skip = start * self.batch_size
         if self.shuffle or self.world_size > 1:
-            order = shard_order(self.num_samples, self.seed, epoch, self.shuffle, self.rank, self.world_size)
-            if self.shuffle and len(order) <= (len(self) - 1) * self.batch_size:  # no sample left for the last batch:
-                order = torch.cat([order, order[:1]])  # a stand-in, weighed 0 (share) so that DDP's all-reduce runs
+            order = epoch_order(self.num_samples, self.batch_size, self.seed, epoch, self.shuffle, self.rank,
+                                self.world_size)
             order = order[skip:].to(self.tensors[0].device)
             if self.gather_per_epoch:  # one gather per tensor per epoch; the batches are views of it
                 parts = zip(*(t[order].split(self.batch_size) for t in self.tensors))
@@ -162,18 +176,14 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
                  world_size: int = 1) -> None:
         self.num_samples, self.batch_size, self.shuffle, self.seed = num_samples, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.shard_size = len(shard_order(num_samples, seed, 0, shuffle, rank, world_size))
         self.epoch, self.start = 0, 0
 
     def __len__(self) -> int:
-        if self.shuffle and self.world_size > 1:  # the global batches: the same number on every rank
-            return -(-self.num_samples // (self.batch_size * self.world_size))
-        return -(-self.shard_size // self.batch_size)
+        return batch_count(self.num_samples, self.batch_size, self.shuffle, self.rank, self.world_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = shard_order(self.num_samples, self.seed, self.epoch, self.shuffle, self.rank, self.world_size)
-        if self.shuffle and len(order) <= (len(self) - 1) * self.batch_size:  # a stand-in, weighed 0 (batch_share)
-            order = torch.cat([order, order[:1]])
+        order = epoch_order(self.num_samples, self.batch_size, self.seed, self.epoch, self.shuffle, self.rank,
+                            self.world_size)
         for i in range(self.start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
 

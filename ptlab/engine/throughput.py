@@ -103,7 +103,7 @@ class Throughput:
     def __init__(self, device: torch.device, peak: float | None, count_tokens: bool) -> None:
         self.device, self.peak, self.count_tokens = device, peak, count_tokens
         self.flops_per_sample: float | None = None
-        self.samples = self.tokens = 0  # since this launch started
+        self.tokens = 0  # since this launch started (samples and steps: the trainer's LoopState)
         self.start: tuple[int, int, int, float] | None = None  # (samples, tokens, step, seconds) at the last log
         self.first: tuple[int, int, int, float] | None = None  # the same, when this launch started training
 
@@ -114,29 +114,29 @@ class Throughput:
         self.flops_per_sample = flops / max(batch_size, 1)
 
     def add(self, batch: Sequence[Tensor]) -> None:
-        """One training batch (no device sync: sizes only)."""
-        self.samples += len(batch[0])
+        """One training batch's tokens (no device sync: sizes only)."""
         if self.count_tokens:
             self.tokens += batch[0].numel()
 
-    def begin(self, step: int, seconds: float) -> None:
-        """Training (re)starts at ``step`` with ``seconds`` of training behind it."""
-        self.start = self.first = (self.samples, self.tokens, step, seconds)
+    def begin(self, samples: int, step: int, seconds: float) -> None:
+        """Training (re)starts at ``step``, with ``samples`` seen and ``seconds`` of training behind it."""
+        self.start = self.first = (samples, self.tokens, step, seconds)
 
-    def interval(self, step: int, seconds: float) -> dict[str, float]:
+    def interval(self, samples: int, step: int, seconds: float) -> dict[str, float]:
         """The speed since the previous logging point; the next interval starts here."""
-        metrics = self._speed(self.start, step, seconds)
-        self.start = (self.samples, self.tokens, step, seconds)
+        metrics = self._speed(self.start, samples, step, seconds)
+        self.start = (samples, self.tokens, step, seconds)
         return metrics
 
-    def overall(self, step: int, seconds: float) -> dict[str, float]:
+    def overall(self, samples: int, step: int, seconds: float) -> dict[str, float]:
         """The speed over this launch's training, for metrics.json."""
-        return self._speed(self.first, step, seconds)
+        return self._speed(self.first, samples, step, seconds)
 
-    def _speed(self, since: tuple[int, int, int, float] | None, step: int, seconds: float) -> dict[str, float]:
+    def _speed(self, since: tuple[int, int, int, float] | None, samples: int, step: int,
+               seconds: float) -> dict[str, float]:
         if since is None:
             return {}
-        samples, tokens, steps, elapsed = self.samples - since[0], self.tokens - since[1], step - since[2], seconds - since[3]
+        samples, tokens, steps, elapsed = samples - since[0], self.tokens - since[1], step - since[2], seconds - since[3]
         if steps <= 0 or elapsed <= 0:
             return {}
         metrics = {"train/samples_per_s": samples / elapsed}

@@ -129,7 +129,7 @@ class Trainer:
         train = self.run.data.train
         self._emit("on_fit_start")
         self._stop_if_signalled()
-        self._throughput.begin(s.step, s.train_seconds)
+        self._throughput.begin(s.samples, s.step, s.train_seconds)
         with nan_detection(self.settings.detect_anomaly, self._anomaly_error):
             while s.stop_reason is None and not self._budget_spent():
                 self.train_model.train()
@@ -274,7 +274,7 @@ class Trainer:
         for name, optimizer in self.run.optimizers.items():
             key = "train/lr" if len(self.run.optimizers) == 1 else f"train/lr_{name}"
             metrics[key] = optimizer.param_groups[0]["lr"]
-        metrics.update(self._throughput.interval(self.state.step, self._training_seconds()))
+        metrics.update(self._throughput.interval(self.state.samples, self.state.step, self._training_seconds()))
         self._emit("on_log", metrics)
 
     def ensure_finite(self) -> None:
@@ -317,7 +317,7 @@ class Trainer:
         results = dict(self.best.metrics)
         results.update(self.evaluate("test"))
         results.update(self.run.objective.baselines(self.run.data, results))
-        results.update(self._throughput.overall(self.state.step, self.state.train_seconds))
+        results.update(self._throughput.overall(self.state.samples, self.state.step, self.state.train_seconds))
         results.update(epoch=self.state.epoch, step=self.state.step, train_seconds=round(self.state.train_seconds, 3))
         if self.settings.skip_nonfinite:
             results["skipped_steps"] = self.state.skipped_steps

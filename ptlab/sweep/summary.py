@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 
 from ptlab.atomic import read_json, write_text
 from ptlab.formatting import cell
-from ptlab.overrides import all_keys, differing_keys, override_values
+from ptlab.overrides import all_keys, naming_keys, override_values
 from ptlab.sweep.job import RECORD, objective_value
 
 STATUS_STYLES = {"completed": "green", "resumed": "green", "skipped": "dim", "failed": "bold red",
@@ -70,7 +70,7 @@ def ranked(jobs: list[Job], mode: str) -> list[Job]:
 def swept_keys(jobs: list[Job]) -> list[str]:
     """Override keys whose value differs between jobs (all of them when there is one job)."""
     overrides = [job.overrides for job in jobs]
-    return differing_keys(overrides) if len(jobs) > 1 else all_keys(overrides)
+    return naming_keys(overrides)
 
 
 def metric_columns(jobs: list[Job], objective: str) -> tuple[list[str], list[str]]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ptlab.errors import PtlabError
 from ptlab.formatting import cell, is_number
-from ptlab.overrides import all_keys, differing_keys, override_values
+from ptlab.overrides import differing_keys, naming_keys, override_values
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -166,7 +166,7 @@ def read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 def name_runs(runs: list[RunRecord]) -> None:
     """Label each run by the overrides that differ between the runs (all of them for one run), else its folder."""
     overrides = [run.overrides for run in runs]
-    differing = sorted(differing_keys(overrides) if len(runs) > 1 else all_keys(overrides))
+    differing = sorted(naming_keys(overrides))
     for run in runs:
         parts = [f"{k}={run.overrides[k]}" for k in differing if k in run.overrides]
         run.label = " ".join(parts) or str(run.folder.name)

@@ -1,4 +1,4 @@
-"""Metrics, computed with torchmetrics on the device; reported as ``split/name``.
+"""Metrics, computed on the device as sums over samples (ptlab.objectives.metric); reported as ``split/name``.
 
 Regression metrics speak the units of ``data.target``. The data may hand the
 model a standardized target y' = (y − μ) / σ (``data.info["target_std"]`` = σ);
@@ -9,66 +9,146 @@ R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)² is the same on either scale.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
+
+import torch
+from torch import Tensor
+
+from ptlab.objectives.metric import Metric
 
 if TYPE_CHECKING:
     from ptlab.data.loaders import Data
 
 
-def accuracy(num_classes: int = 2):
+def accuracy(num_classes: int = 2) -> Metric:
     """Fraction of predictions equal to the target."""
-    from torchmetrics.classification import MulticlassAccuracy
-
-    return MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+    return Accuracy()
 
 
-def f1(num_classes: int = 2):
+def f1(num_classes: int = 2) -> Metric:
     """F1 score (harmonic mean of precision and recall), averaged over classes (macro)."""
-    from torchmetrics.classification import MulticlassF1Score
-
-    return MulticlassF1Score(num_classes=num_classes, average="macro", validate_args=False)
+    return MacroF1(num_classes)
 
 
-def mse(data: Optional[Data] = None):
+def mse(data: Optional[Data] = None) -> Metric:
     """Mean squared error (ŷ − y)², in the target's units squared."""
-    from torchmetrics.regression import MeanSquaredError
-
-    return _in_target_units(MeanSquaredError(), _target_std(data) ** 2)
+    return MeanSquaredError(scale=_target_std(data) ** 2)
 
 
-def rmse(data: Optional[Data] = None):
+def rmse(data: Optional[Data] = None) -> Metric:
     """Root mean squared error √(mean (ŷ − y)²), in the target's units."""
-    from torchmetrics.regression import MeanSquaredError
-
-    return _in_target_units(MeanSquaredError(squared=False), _target_std(data))
+    return MeanSquaredError(scale=_target_std(data), root=True)
 
 
-def mae(data: Optional[Data] = None):
+def mae(data: Optional[Data] = None) -> Metric:
     """Mean absolute error |ŷ − y|, in the target's units."""
-    from torchmetrics.regression import MeanAbsoluteError
-
-    return _in_target_units(MeanAbsoluteError(), _target_std(data))
+    return MeanAbsoluteError(scale=_target_std(data))
 
 
-def r2():
+def r2() -> Metric:
     """Coefficient of determination R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)² (1: perfect; 0: no better than ȳ)."""
-    import torch
-    from torchmetrics.regression import R2Score
-
-    class R2(R2Score):
-        """R²; nan, not an error, on a split of fewer than two rows, where it is undefined."""
-
-        def compute(self) -> Any:
-            return super().compute() if self.total >= 2 else torch.tensor(float("nan"))
-
     return R2()
+
+
+class Accuracy(Metric):
+    """correct / seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", torch.zeros((), dtype=torch.long))
+        self.add_state("seen", torch.zeros((), dtype=torch.long))
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        self.correct += (prediction == target).sum()
+        self.seen += target.numel()
+
+    def result(self) -> Tensor:
+        return self.correct / self.seen.clamp(min=1)
+
+
+class MacroF1(Metric):
+    """The mean over classes of F1_c = 2·TP_c / (2·TP_c + FP_c + FN_c); a class neither predicted nor present
+    (TP + FP + FN = 0) is left out of the mean, as torchmetrics' macro F1 does."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        for name in ("tp", "fp", "fn"):
+            self.add_state(name, torch.zeros(num_classes, dtype=torch.long))
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        prediction, target = prediction.flatten(), target.flatten()
+        counts = lambda ids: torch.bincount(ids, minlength=self.num_classes)  # noqa: E731
+        hits = counts(target[prediction == target])
+        self.tp += hits
+        self.fp += counts(prediction) - hits
+        self.fn += counts(target) - hits
+
+    def result(self) -> Tensor:
+        denominator = 2 * self.tp + self.fp + self.fn
+        present = denominator > 0
+        scores = 2 * self.tp[present] / denominator[present]
+        return scores.float().mean() if present.any() else torch.zeros((), device=self.tp.device)
+
+
+class MeanSquaredError(Metric):
+    """scale · mean (ŷ − y)², or scale · √(mean (ŷ − y)²) with ``root``."""
+
+    def __init__(self, scale: float = 1.0, root: bool = False) -> None:
+        super().__init__()
+        self.scale, self.root = scale, root
+        self.add_state("squared", torch.zeros((), dtype=torch.float64))
+        self.add_state("seen", torch.zeros((), dtype=torch.long))
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        self.squared += ((prediction.double() - target.double()) ** 2).sum()
+        self.seen += target.numel()
+
+    def result(self) -> Tensor:
+        mean = self.squared / self.seen.clamp(min=1)
+        return (mean.sqrt() if self.root else mean).float() * self.scale
+
+
+class MeanAbsoluteError(Metric):
+    """scale · mean |ŷ − y|."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.add_state("absolute", torch.zeros((), dtype=torch.float64))
+        self.add_state("seen", torch.zeros((), dtype=torch.long))
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        self.absolute += (prediction.double() - target.double()).abs().sum()
+        self.seen += target.numel()
+
+    def result(self) -> Tensor:
+        return (self.absolute / self.seen.clamp(min=1)).float() * self.scale
+
+
+class R2(Metric):
+    """R² from the sums n, Σy, Σy² and Σ(ŷ − y)²: Σ(y − ȳ)² = Σy² − (Σy)²/n; nan below two rows, where it is
+    undefined."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("n", "sum_y", "sum_y2", "sse"):
+            self.add_state(name, torch.zeros((), dtype=torch.float64))
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        y = target.double().flatten()
+        self.n += y.numel()
+        self.sum_y += y.sum()
+        self.sum_y2 += (y**2).sum()
+        self.sse += ((prediction.double().flatten() - y) ** 2).sum()
+
+    def result(self) -> Tensor:
+        if self.n < 2:
+            return torch.tensor(float("nan"))
+        total = self.sum_y2 - self.sum_y**2 / self.n
+        return (1 - self.sse / total).float()
 
 
 def _target_std(data: Optional[Data]) -> float:
     """σ of the data's target standardization (1 when the target was left as it is)."""
     return float(data.info.get("target_std", 1.0)) if data is not None else 1.0
-
-
-def _in_target_units(metric: Any, factor: float) -> Any:
-    """``metric`` times ``factor`` (a torchmetrics CompositionalMetric); the metric itself when the factor is 1."""
-    return metric if factor == 1.0 else metric * factor

@@ -21,12 +21,12 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import Metric
 
 from ptlab.config import Probability
 from ptlab.data.text import LANGUAGE_MODEL, TEXT_CLASSIFICATION
 from ptlab.errors import ConfigError
 from ptlab.objectives.base import Objective
+from ptlab.objectives.metric import Metric
 
 DEFAULT_METRICS = {LANGUAGE_MODEL: ["ppl"], TEXT_CLASSIFICATION: ["acc", "f1"]}
 
@@ -60,8 +60,6 @@ class Perplexity(Metric):
     equals exp(split/loss).
     """
 
-    full_state_update = False
-
     def __init__(self) -> None:
         super().__init__()
         self.add_state("nll", torch.zeros(()), dist_reduce_fx="sum")
@@ -71,5 +69,5 @@ class Perplexity(Metric):
         self.nll += F.cross_entropy(logits.float(), target, reduction="sum")
         self.count += target.numel()
 
-    def compute(self) -> Tensor:
+    def result(self) -> Tensor:
         return torch.exp(self.nll / self.count)

@@ -135,8 +135,7 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
                                                     total_steps=settings.total_steps(batches),
                                                     steps_per_epoch=settings.steps_per_epoch(batches))
     metric_fns = {
-        name: catalog.METRICS.build({"name": name}, "objective.metrics", num_classes=data.info.get("num_classes", 2),
-                                    data=data, device=device).to(device)
+        name: catalog.build_metric(name, num_classes=data.info.get("num_classes", 2), data=data, device=device).to(device)
         for name in objective.metrics
     }
     return Run(cfg, device, objective, data, model, optimizers, schedulers, metric_fns, frozen_modules, world)
@@ -194,14 +193,25 @@ def _final_metrics(run_dir: Path, world: World) -> dict[str, Any] | None:
 
 def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (), device: str | None = None) -> dict[str, float]:
     """Rebuild a run from a checkpoint's saved config (plus data overrides) and evaluate ``split``."""
-    from omegaconf import OmegaConf
-
-    from ptlab.engine.checkpoint import load_checkpoint
     from ptlab.engine.evaluation import evaluate as evaluate_split
     from ptlab.engine.precision import Precision
 
     if split not in ("val", "test"):
         raise ConfigError(f"split: {split!r} is not a split to evaluate; use split=test or split=val")
+    _, run = rebuild(ckpt, overrides, device)
+    return evaluate_split(run, run.model, Precision(run.cfg.trainer.precision, run.device), split)
+
+
+def rebuild(ckpt: str | Path, overrides: Sequence[str] = (), device: str | None = None) -> tuple[dict[str, Any], Run]:
+    """(the checkpoint, the run its saved config builds with its weights loaded): what eval and recommend start from.
+
+    ``overrides`` change the saved config (``data.test_path=...``); the data must still be the
+    data the weights were trained on (the same ``data_info`` and ``data_state``).
+    """
+    from omegaconf import OmegaConf
+
+    from ptlab.engine.checkpoint import load_checkpoint
+
     payload = load_checkpoint(ckpt)
     cfg = OmegaConf.create(payload["config"])
     OmegaConf.set_struct(cfg, True)
@@ -215,6 +225,8 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (
     run = build(cfg, trained_tokenizer=payload.get("tokenizer"))
     changed = [f"{key} {saved} → {run.data.info.get(key)}" for key, saved in payload.get("data_info", {}).items()
                if run.data.info.get(key) != saved]
+    changed += [f"its {key} ids" for key, saved in payload.get("data_state", {}).items()
+                if run.data.state.get(key) != saved]
     if changed:  # e.g. other training rows: other standardization, so the weights would be read in other units
         raise ConfigError(f"{' '.join(overrides) or 'data'}: the data no longer matches the one the checkpoint was "
                           f"trained on ({', '.join(changed)}); change only the evaluated split (e.g. data.test_path)")
@@ -222,4 +234,4 @@ def evaluate(ckpt: str | Path, split: str = "test", overrides: Sequence[str] = (
         run.model.load_state_dict(payload["model"])
     except RuntimeError as err:
         raise ConfigError(f"ckpt: weights do not fit the model the saved config builds ({str(err).splitlines()[0]})") from None
-    return evaluate_split(run, run.model, Precision(cfg.trainer.precision, run.device), split)
+    return payload, run

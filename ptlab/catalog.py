@@ -13,7 +13,7 @@ from ptlab.errors import ConfigError
 from ptlab.registry import Registry
 
 MODELS = Registry("model", frozenset({"in_features", "num_classes", "in_channels", "image_size", "vocab_size",
-                                      "block_size"}))
+                                      "block_size", "num_users", "num_items"}))
 DATASETS = Registry("dataset", frozenset({"target_kind", "device", "seed", "trained_tokenizer"}))
 OPTIMIZERS = Registry("optimizer", frozenset({"params"}))
 SCHEDULERS = Registry("scheduler", frozenset({"optimizer", "total_steps", "steps_per_epoch"}))
@@ -39,6 +39,8 @@ _BUILTINS = [
         "transformer": "ptlab.models.transformer:transformer",
         "mlp_gan": "ptlab.models.gan:MLPGAN",
         "dcgan": "ptlab.models.gan:DCGAN",
+        "mf": "ptlab.models.mf:MatrixFactorization",
+        "neumf": "ptlab.models.neumf:NeuMF",
     }),
     (DATASETS, {
         "diabetes": "ptlab.data.tabular:diabetes",
@@ -55,6 +57,9 @@ _BUILTINS = [
         "imdb": "ptlab.data.text:imdb",
         "ag_news": "ptlab.data.text:ag_news",
         "csv_text": "ptlab.data.text:csv_text",
+        "planted": "ptlab.data.interactions:planted",
+        "movielens": "ptlab.data.interactions:movielens",
+        "interactions_csv": "ptlab.data.interactions:interactions_csv",
     }),
     (OPTIMIZERS, {
         "sgd": "ptlab.optim:sgd",
@@ -71,6 +76,8 @@ _BUILTINS = [
         "classification": "ptlab.objectives.classification:Classification",
         "text": "ptlab.objectives.text:Text",
         "adversarial": "ptlab.objectives.adversarial:Adversarial",
+        "ranking": "ptlab.objectives.ranking:Ranking",
+        "rating": "ptlab.objectives.rating:Rating",
     }),
     (METRICS, {
         "acc": "ptlab.objectives.metrics:accuracy",
@@ -81,12 +88,23 @@ _BUILTINS = [
         "r2": "ptlab.objectives.metrics:r2",
         "ppl": "ptlab.objectives.text:Perplexity",
         "fid": "ptlab.objectives.fid:fid",
+        "hr": "ptlab.objectives.ranking_metrics:hit_rate",
+        "ndcg": "ptlab.objectives.ranking_metrics:ndcg",
+        "recall": "ptlab.objectives.ranking_metrics:recall",
     }),
 ]
 
 for _registry, _entries in _BUILTINS:
     for _name, _target in _entries.items():
         _registry.register_lazy(_name, _target)
+
+
+def build_metric(name: str, **injected: Any) -> Any:
+    """The metric ``name`` names in ``objective.metrics``: a registered name, or ``NAME@K`` for the top-K metric
+    registered as ``NAME`` (``ndcg@10`` is ``ndcg`` with k=10)."""
+    base, at, k = name.partition("@")
+    node = {"name": base, "k": int(k)} if at and k.isdigit() and int(k) > 0 else {"name": name}
+    return METRICS.build(node, "objective.metrics", **injected)
 
 
 def tasks(config_dir: Path) -> list[tuple[str, str, str, str]]:

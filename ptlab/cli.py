@@ -30,17 +30,19 @@ commands:
                       a grid of samples from a GAN checkpoint (same seed, same images)
   generate ckpt=PATH [prompt=TEXT] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0] [device=cpu]
                       text from a language-model checkpoint (task=rnn, transformer; same seed, same text)
+  recommend ckpt=PATH user=ID [k=10] [format=table|json] [device=cpu]
+                      a recommender's top-k items for one user (task=recsys), without those the user has
   lr-find [task=NAME] [lr_find.min_lr=1e-7] [lr_find.max_lr=10] [lr_find.steps=200] [key=value ...]
                       learning-rate range test: a suggested lr, lr_find.png and lr_find.csv
   report RUN_DIR [RUN_DIR ...] [out=DIR]
                       training curves, final metrics and sweep plots as PNGs and report.md
 
-tasks: linreg, logreg, cnn, rnn, transformer, gan
+tasks: linreg, logreg, cnn, rnn, transformer, gan, recsys
 examples: ptlab train task=logreg optimizer.lr=0.1
           ptlab train -m task=logreg seed=0,1,2
 """
 
-COMMANDS = ("train", "eval", "list", "generate", "lr-find", "report")
+COMMANDS = ("train", "eval", "list", "generate", "recommend", "lr-find", "report")
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version")
 
 
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": train_command, "eval": eval_command, "list": list_command, "generate": generate_command,
-                "lr-find": lr_find_command, "report": report_command}
+                "recommend": recommend_command, "lr-find": lr_find_command, "report": report_command}
     try:
         if command in handlers:
             return handlers[command](rest)
@@ -278,6 +280,38 @@ def generate_text_command(args: list[str]) -> int:
         print(f"ptlab: note: prompt: {', '.join(map(repr, unknown))} not in the vocabulary; read as <unk>",
               file=sys.stderr)
     print(text)
+    return 0
+
+
+def recommend_command(args: list[str]) -> int:
+    """``ptlab recommend ckpt=PATH user=ID [k=10] [format=table|json] [device=cpu]``: top-k items for a user."""
+    import json
+
+    from ptlab.recommend import recommend
+
+    options = _key_values(args, {"ckpt": None, "user": None, "k": "10", "format": "table", "device": "cpu"})
+    for key in ("ckpt", "user"):
+        if not options[key]:
+            raise PtlabError(f"{key}: required; e.g. ptlab recommend ckpt=RUN_DIR/checkpoints/best.pt user=42")
+    if options["format"] not in ("table", "json"):
+        raise PtlabError(f"format: {options['format']!r} is not a format; use format=table or format=json")
+    picks = recommend(options["ckpt"], options["user"], _int_option(options, "k", minimum=1), options["device"])
+    if options["format"] == "json":
+        print(json.dumps([{"rank": p.rank, "item": p.item, "title": p.title, "score": round(p.score, 6)}
+                          for p in picks], ensure_ascii=False))
+        return 0
+    from rich.table import Table
+    from rich.text import Text
+
+    from ptlab.logging.console import console
+
+    titled = any(p.title for p in picks)  # the planted data and most CSVs have none
+    table = Table(title=f"top {len(picks)} for user {options['user']}", title_justify="left")
+    for column in ("rank", "item", *(("title",) if titled else ()), "score"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for p in picks:
+        table.add_row(str(p.rank), Text(p.item), *((Text(p.title),) if titled else ()), f"{p.score:.4f}")
+    console().print(table)
     return 0
 
 

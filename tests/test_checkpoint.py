@@ -18,8 +18,8 @@ from ptlab.engine.checkpoint import (
     set_rng_state,
 )
 
-KEYS = {"format_version", "ptlab_version", "torch_version", "config", "data_info", "tokenizer", "model", "optimizers",
-        "schedulers", "scaler", "rng", "loop", "best"}
+KEYS = {"format_version", "ptlab_version", "torch_version", "config", "data_info", "tokenizer", "data_state", "model",
+        "optimizers", "schedulers", "scaler", "rng", "loop", "best"}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def test_every_checkpoint_is_plain_data_with_the_documented_keys(trained_run: Pa
         assert payload["format_version"] == FORMAT_VERSION
         assert isinstance(payload["config"], dict) and payload["config"]["task"] == "cnn"
         assert payload["tokenizer"] is None  # only text data has one
+        assert payload["data_state"] == {}  # only a recommender's data has ids to keep
         assert all(t.device.type == "cpu" for t in payload["model"].values())
         assert not any(k.startswith(("module.", "_orig_mod.")) for k in payload["model"])
     last = torch.load(folder / "last.pt", weights_only=True)

@@ -11,7 +11,8 @@ timestamp as any timestamp.
 
 That folder first gets every file the same page shows (a fenced block whose first line
 is ``# PATH.py``), and what a few examples name: ``runs/digits`` (a cnn checkpoint on
-the digits) and ``three_classes`` (a 3-class image folder).
+the digits), ``runs/planted`` (a recsys checkpoint on the planted data) and
+``three_classes`` (a 3-class image folder).
 
 Every relative link of the pages points at a file that exists, and a link with
 ``#anchor`` at a heading of that page; every page of docs/ is linked from README.md or
@@ -111,12 +112,17 @@ def make_digits_run(cwd: Path) -> None:
               cwd=cwd, check=True)
 
 
+def make_planted_run(cwd: Path) -> None:
+    run_ptlab("train", "task=recsys", "trainer.max_steps=1", "trainer.progress=plain", "hydra.run.dir=runs/planted",
+              cwd=cwd, check=True)
+
+
 def make_three_classes(cwd: Path) -> None:
     digit_folder(cwd / "three_classes")
 
 
 SETUP: dict[str, Callable[[Path], None]] = {  # a text in the command → what it needs in the folder
-    "runs/digits/": make_digits_run, "three_classes": make_three_classes,
+    "runs/digits/": make_digits_run, "runs/planted/": make_planted_run, "three_classes": make_three_classes,
 }
 
 

@@ -24,6 +24,9 @@ TASKS = {
     # 26 steps per epoch: the run crosses an epoch boundary (a new window phase and order) and validates.
     "rnn": ["task=rnn", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512", "model.hidden_size=32",
             "model.embedding_dim=16", "model.dropout=0.1"],
+    # 4 epochs of 8 batches: negatives are drawn afresh per (seed, epoch), so a resumed epoch must draw the same.
+    "recsys": ["task=recsys", "data.num_users=200", "data.num_items=120", "data.mean_interactions=12",
+               "trainer.max_epochs=4"],
     "transformer": ["task=transformer", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512",
                     "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.dropout=0.1"],
 }

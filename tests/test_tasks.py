@@ -1,4 +1,4 @@
-"""The quality targets of the three foundation tasks, at their full default budgets."""
+"""The quality targets of the foundation tasks and the recommender, at their full default budgets."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ def test_cnn_reaches_98_percent_on_digits() -> None:
     metrics = ptlab.train(ptlab.compose(["task=cnn", *QUIET]))
     assert metrics["test/acc"] >= 0.98
     assert metrics["train_seconds"] <= time.perf_counter() - started
+
+
+def test_recsys_ranks_as_well_as_ease_and_far_above_popularity() -> None:
+    """Issue 14's targets on the default planted data, full ranking: HR@10 ≥ 0.95 × EASE and ≥ 1.5 × popularity."""
+    metrics = ptlab.train(ptlab.compose(["task=recsys", *QUIET]))
+    assert metrics["test/hr@10"] >= 0.95 * metrics["test/hr@10_ease"], metrics
+    assert metrics["test/hr@10"] >= 1.5 * metrics["test/hr@10_popularity"], metrics
 
 
 def test_same_seed_gives_the_same_split_and_result() -> None:

@@ -20,7 +20,7 @@ from conftest import run_ptlab_in_pty
 from ptlab.logging.console import bar_stats
 
 
-TASKS = ["linreg", "logreg", "cnn", "rnn", "transformer", "gan"]
+TASKS = ["linreg", "logreg", "cnn", "rnn", "transformer", "gan", "recsys"]
 # One epoch of three batches, logged every step, one batch of validation and test: seconds per run.
 BUDGET = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1",
           "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
@@ -87,7 +87,7 @@ def trained(cwd: Path) -> Callable[[str], tuple[int, str, Path]]:
     return train
 
 
-@pytest.mark.parametrize("task", [t if t in ("logreg", "gan") else pytest.param(t, marks=pytest.mark.slow)
+@pytest.mark.parametrize("task", [t if t in ("logreg", "gan", "recsys") else pytest.param(t, marks=pytest.mark.slow)
                                   for t in TASKS])
 def test_train_draws_a_bar_of_the_logged_losses(trained: Callable, task: str) -> None:
     rc, output, run_dir = trained(task)

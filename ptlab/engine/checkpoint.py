@@ -6,6 +6,7 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
     config       the resolved run config as a plain dict
     data_info    what the data told the model (in_channels, image_size, num_classes, ...)
     tokenizer    text data: its Hugging Face tokenizer as a JSON string; None otherwise
+    data_state   what the data builder fitted, as plain lists and strings (a recommender's ids); {} otherwise
     model        state_dict of the whole task model (no ``module.`` / ``_orig_mod.`` prefixes)
     optimizers   {name: optimizer.state_dict()}
     schedulers   {name: scheduler.state_dict()}
@@ -109,6 +110,7 @@ def payload(run: Run, training: Mapping[str, Any]) -> dict[str, Any]:
         "config": OmegaConf.to_container(run.cfg, resolve=True),
         "data_info": {k: v for k, v in run.data.info.items() if isinstance(v, (int, float, str, bool))},
         "tokenizer": run.data.tokenizer,  # text data: Hugging Face JSON, so eval/generate see the same ids
+        "data_state": run.data.state,  # what the builder fitted (id maps), so eval and recommend read the same ids
         **training,
     }
 

@@ -45,7 +45,7 @@ class Regression(Objective):
         y_hat, y = least_squares_test_predictions(train, test)
         out = {}
         for name in self.metrics:
-            metric = catalog.METRICS.build({"name": name}, "objective.metrics", data=data)
+            metric = catalog.build_metric(name, data=data)
             metric.update(y_hat, y)
             out[f"test/{name}_lstsq"] = float(metric.compute())
         if "test/mse" in results and "test/mse_lstsq" in out:

@@ -39,6 +39,18 @@ def test_accuracy_and_macro_f1_agree_with_torchmetrics_when_a_class_never_occurs
         fed(MulticlassF1Score(num_classes, average="macro"), batches), abs=1e-6)
 
 
+def test_class_metrics_read_logits_as_their_argmax_as_torchmetrics_does() -> None:
+    """The text objective hands its classification metrics the logits [N, C]."""
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+    g = torch.Generator().manual_seed(3)
+    logits, target = torch.randn(60, 4, generator=g), torch.randint(0, 4, (60,), generator=g)
+    assert fed(metrics.accuracy(4), [(logits, target)]) == pytest.approx(
+        fed(MulticlassAccuracy(4, average="micro"), [(logits, target)]))
+    assert fed(metrics.f1(4), [(logits, target)]) == pytest.approx(
+        fed(MulticlassF1Score(4, average="macro"), [(logits, target)]), abs=1e-6)
+
+
 def test_macro_f1_by_hand() -> None:
     """Class 0: TP 1, FP 1, FN 0 → 2/3; class 1: TP 1, FP 0, FN 1 → 2/3; class 2 absent everywhere → left out."""
     f1 = metrics.f1(3)

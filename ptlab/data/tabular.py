@@ -8,12 +8,17 @@ deviation of the *training rows only*; for regression the target is too
 learning rate right for any target scale. μ and σ travel with the data as
 ``info["target_mean"]`` and ``info["target_std"]`` (and so into checkpoints), and
 the regression metrics use them to report errors in the target's own units.
+
+CSV files may hold categorical columns and missing cells (``data.categorical``,
+``data.missing``): :mod:`ptlab.data.table_preprocessing` encodes them, fitted on
+the training rows after the carving, and leaves the one-hot columns unstandardized.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Mapping, Optional
 
 import numpy as np
 import torch
@@ -23,10 +28,12 @@ from ptlab.data import bundled
 from ptlab.data.files import csv_rows
 from ptlab.data.kinds import expect_kind
 from ptlab.data.loaders import Data, carve_splits, in_memory_splits
+from ptlab.data.table_preprocessing import Table, Tally, categorical_columns, check_numbers, drop_missing, fit, summary
 from ptlab.errors import ConfigError
 from ptlab.formatting import is_number, number_first
 
 Arrays = tuple[np.ndarray, np.ndarray]
+log = logging.getLogger("ptlab")
 
 
 def diabetes(
@@ -54,32 +61,49 @@ def csv_table(
     *, train_path: PathThatExists, target: str, test_path: Optional[PathThatExists] = None,
     val_path: Optional[PathThatExists] = None, batch_size: PositiveInt = 32, val_fraction: Fraction = 0.15,
     test_fraction: Fraction = 0.15, split_seed: int = 0, standardize_target: bool = True,
+    categorical: Literal["onehot", "error"] = "onehot", missing: Literal["error", "drop", "mean"] = "error",
     target_kind: str, device: torch.device, seed: int,
 ) -> Data:
-    """Your CSV files: column ``target`` is predicted from every other (numeric) column."""
-    train, columns = read_csv(Path(train_path).expanduser(), target, target_kind, "data.train_path")
+    """Your CSV files: column ``target`` is predicted from every other column.
 
-    def read_more(path: Optional[str], key: str) -> Arrays | None:
+    Categorical columns and missing cells: :mod:`ptlab.data.table_preprocessing`; what it fitted is
+    ``Data.state`` (so checkpoints keep it and eval checks it).
+    """
+    train = read_csv(Path(train_path).expanduser(), target, "data.train_path")
+
+    def read_more(path: Optional[str], key: str) -> Table | None:
         if not path:
             return None
-        part, other = read_csv(Path(path).expanduser(), target, target_kind, key)
-        if other != columns:
-            raise ConfigError(f"{key}: {path} has feature columns {', '.join(other)}; the training file has "
-                              f"{', '.join(columns)}; give every file the same columns in the same order")
+        part = read_csv(Path(path).expanduser(), target, key)
+        if part.columns != train.columns:
+            raise ConfigError(f"{key}: {path} has feature columns {', '.join(part.columns)}; the training file has "
+                              f"{', '.join(train.columns)}; give every file the same columns in the same order")
         return part
 
-    val, test = read_more(val_path, "data.val_path"), read_more(test_path, "data.test_path")
-    if target_kind == "classification":
-        train, val, test = _encode_labels(train, val, test, target)
-    return tabular_data(*train, val, test, target_kind, batch_size, val_fraction, test_fraction, split_seed,
-                        standardize_target, device, seed)
+    tally = Tally()
+    files = {name: drop_missing(table, missing, tally) for name, table in
+             (("train", train), ("val", read_more(val_path, "data.val_path")),
+              ("test", read_more(test_path, "data.test_path"))) if table is not None}
+    onehot = categorical_columns(files["train"], categorical)
+    for table in files.values():
+        check_numbers(table, onehot, categorical)
+    targets = _targets(files, target, target_kind)
+    classify = target_kind == "classification"
+    index = carve_splits(targets["train"], _carved(val_fraction, test_fraction, files), split_seed, stratify=classify)
+    parts = {name: (files["train"].take(rows), targets["train"][rows]) for name, rows in index.items()}
+    parts.update((name, (table, targets[name])) for name, table in files.items() if name != "train")
+    fitted = fit(parts["train"][0], onehot, categorical, missing)  # on the training rows only
+    arrays = {name: (fitted.transform(table, tally), y) for name, (table, y) in parts.items()}
+    said = summary(fitted, tally)
+    if said:
+        log.info(said)
+    data = standardized(arrays, target_kind, batch_size, standardize_target, device, seed, fitted.onehot)
+    data.state = fitted.state()
+    return data
 
 
-def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Arrays, list[str]]:
-    """Read a CSV with a header row into ((features, target), feature column names).
-
-    Labels stay strings for classification; blank lines are skipped.
-    """
+def read_csv(path: Path, target: str, key: str) -> Table:
+    """Read a CSV with a header row; blank lines are skipped, cells are kept as text."""
     rows = csv_rows(path, key)
     header, body = (rows[0][1], rows[1:]) if rows else ([], [])
     if not body:
@@ -88,49 +112,45 @@ def read_csv(path: Path, target: str, target_kind: str, key: str) -> tuple[Array
         raise ConfigError(f"data.target: column {target!r} is not in {path}; its columns are {', '.join(header)}")
     t = header.index(target)
     columns = [c for c in range(len(header)) if c != t]
-    features = np.empty((len(body), len(columns)), dtype=np.float64)
-    for r, (line, row) in enumerate(body):
+    for line, row in body:
         if len(row) != len(header):
             raise ConfigError(f"{key}: {path} line {line} has {len(row)} fields, the header has {len(header)}")
-        for j, c in enumerate(columns):
-            try:
-                features[r, j] = float(row[c])
-            except ValueError:
-                raise ConfigError(
-                    f"{key}: column {header[c]!r} of {path} is not numeric (line {line}: {row[c]!r}); "
-                    "remove or encode it, or make it the target with data.target"
-                ) from None
-    finite = np.isfinite(features).all(0)
-    if not finite.all():
-        raise ConfigError(f"{key}: column {header[columns[int(np.argmin(finite))]]!r} of {path} holds nan or inf; "
-                          "fill in or drop those rows")
-    names = [header[c] for c in columns]
-    labels = [row[t] for _, row in body]
+    cells = np.empty((len(body), len(columns)), dtype=object)
+    for r, (_, row) in enumerate(body):
+        cells[r] = [row[c].strip() for c in columns]
+    return Table(path, key, [header[c] for c in columns], cells, np.asarray([row[t] for _, row in body], dtype=object),
+                 np.asarray([line for line, _ in body]))
+
+
+def _targets(files: dict[str, Table], target: str, target_kind: str) -> dict[str, np.ndarray]:
+    """Each file's target: class ids for classification, floats for regression."""
     if target_kind == "classification":
-        return (features, np.asarray(labels, dtype=object)), names
-    values = np.asarray(labels, dtype=np.float64) if all(map(is_number, labels)) else None
-    if values is None or not np.isfinite(values).all():
-        raise ConfigError(f"data.target: column {target!r} of {path} is not all finite numbers; "
-                          "a regression target must be")
-    return (features, values), names
+        return _encode_labels({name: table.targets for name, table in files.items()}, target)
+    targets = {}
+    for name, table in files.items():
+        bad = [r for r, label in enumerate(table.targets) if not is_number(label)]
+        if bad:
+            raise ConfigError(f"data.target: column {target!r} of {table.path} is not all finite numbers (line "
+                              f"{table.lines[bad[0]]}: {table.targets[bad[0]]!r}); a regression target must be")
+        targets[name] = table.targets.astype(np.float64)
+    return targets
 
 
-def _encode_labels(train: Arrays, val: Arrays | None, test: Arrays | None, target: str):
-    """Map label strings to ids 0..K-1 in :func:`ptlab.formatting.number_first` order."""
-    names = sorted(set(train[1]), key=number_first)
+def _encode_labels(labels: dict[str, np.ndarray], target: str) -> dict[str, np.ndarray]:
+    """Map label strings to ids 0..K-1 in :func:`ptlab.formatting.number_first` order (of the training file's)."""
+    names = sorted(set(labels["train"]), key=number_first)
     if len(names) < 2:
         raise ConfigError(f"data.target: column {target!r} has a single class ({names[0]!r}); classification needs two or more")
     ids = {name: i for i, name in enumerate(names)}
+    unknown = set().union(*labels.values()) - ids.keys()
+    if unknown:
+        raise ConfigError(f"data.target: labels {sorted(unknown)} are not in the training file; add them there")
+    return {name: np.asarray([ids[s] for s in part], dtype=np.int64) for name, part in labels.items()}
 
-    def encode(part: Arrays | None) -> Arrays | None:
-        if part is None:
-            return None
-        unknown = set(part[1]) - ids.keys()
-        if unknown:
-            raise ConfigError(f"data.target: labels {sorted(unknown)} are not in the training file; add them there")
-        return part[0], np.asarray([ids[s] for s in part[1]], dtype=np.int64)
 
-    return encode(train), encode(val), encode(test)
+def _carved(val_fraction: float, test_fraction: float, given: Mapping[str, object]) -> dict[str, float]:
+    """The fractions of the splits that no file gives, in carving order (test first)."""
+    return {name: fraction for name, fraction in (("test", test_fraction), ("val", val_fraction)) if name not in given}
 
 
 def tabular_data(
@@ -139,14 +159,26 @@ def tabular_data(
     device: torch.device, seed: int,
 ) -> Data:
     """Carve missing splits, standardize on the training rows and move everything to ``device``."""
+    given = {name: part for name, part in (("val", val), ("test", test)) if part is not None}
+    index = carve_splits(y, _carved(val_fraction, test_fraction, given), split_seed,
+                         stratify=target_kind == "classification")
+    parts = {name: (x[rows], y[rows]) for name, rows in index.items()} | given
+    return standardized(parts, target_kind, batch_size, standardize_target, device, seed)
+
+
+def standardized(
+    parts: dict[str, Arrays], target_kind: str, batch_size: int, standardize_target: bool, device: torch.device,
+    seed: int, unscaled: Optional[np.ndarray] = None,
+) -> Data:
+    """Splits "train", "val", "test" standardized with the training rows' statistics, as tensors on ``device``.
+
+    ``unscaled`` marks feature columns left as they are (one-hot indicators).
+    """
     classify = target_kind == "classification"
-    wanted = {name: fraction for name, fraction, given in (("test", test_fraction, test), ("val", val_fraction, val))
-              if given is None}
-    index = carve_splits(y, wanted, split_seed, stratify=classify)
-    train = (x[index["train"]], y[index["train"]])
-    val = val if val is not None else (x[index["val"]], y[index["val"]])
-    test = test if test is not None else (x[index["test"]], y[index["test"]])
+    train = parts["train"]
     mean, std = train[0].mean(0), _nonzero(train[0].std(0))
+    if unscaled is not None:
+        mean, std = np.where(unscaled, 0.0, mean), np.where(unscaled, 1.0, std)
     y_mean, y_std = (train[1].mean(), _nonzero(train[1].std())) if standardize_target and not classify else (0.0, 1.0)
 
     def to_tensors(part: Arrays) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,12 +187,12 @@ def tabular_data(
             return features, torch.tensor(part[1], dtype=torch.long)
         return features, torch.tensor((part[1] - y_mean) / y_std, dtype=torch.float32)
 
-    info: dict[str, int | float] = {"in_features": x.shape[1]}
+    info: dict[str, int | float] = {"in_features": train[0].shape[1]}
     if classify:
-        info["num_classes"] = int(max(train[1].max(), val[1].max(), test[1].max())) + 1
+        info["num_classes"] = int(max(part[1].max() for part in parts.values())) + 1
     else:
         info.update(target_mean=float(y_mean), target_std=float(y_std))
-    splits = {"train": to_tensors(train), "val": to_tensors(val), "test": to_tensors(test)}
+    splits = {name: to_tensors(parts[name]) for name in ("train", "val", "test")}
     return in_memory_splits(splits, batch_size, seed, device, info)
 
 

@@ -50,6 +50,12 @@ def r2() -> Metric:
     return R2()
 
 
+def class_ids(prediction: Tensor) -> Tensor:
+    """Class ids from what an objective predicts: the ids themselves, or float scores [N, C] → their argmax (as
+    torchmetrics reads logits and probabilities)."""
+    return prediction.argmax(-1) if prediction.is_floating_point() and prediction.dim() > 1 else prediction
+
+
 class Accuracy(Metric):
     """correct / seen."""
 
@@ -59,7 +65,7 @@ class Accuracy(Metric):
         self.add_state("seen", torch.zeros((), dtype=torch.long))
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
-        self.correct += (prediction == target).sum()
+        self.correct += (class_ids(prediction) == target).sum()
         self.seen += target.numel()
 
     def result(self) -> Tensor:
@@ -77,7 +83,7 @@ class MacroF1(Metric):
             self.add_state(name, torch.zeros(num_classes, dtype=torch.long))
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
-        prediction, target = prediction.flatten(), target.flatten()
+        prediction, target = class_ids(prediction).flatten(), target.flatten()
         counts = lambda ids: torch.bincount(ids, minlength=self.num_classes)  # noqa: E731
         hits = counts(target[prediction == target])
         self.tp += hits

@@ -225,7 +225,7 @@ def rebuild(ckpt: str | Path, overrides: Sequence[str] = (), device: str | None 
     run = build(cfg, trained_tokenizer=payload.get("tokenizer"))
     changed = [f"{key} {saved} → {run.data.info.get(key)}" for key, saved in payload.get("data_info", {}).items()
                if run.data.info.get(key) != saved]
-    changed += [f"its {key} ids" for key, saved in payload.get("data_state", {}).items()
+    changed += [f"its fitted {key}" for key, saved in payload.get("data_state", {}).items()
                 if run.data.state.get(key) != saved]
     if changed:  # e.g. other training rows: other standardization, so the weights would be read in other units
         raise ConfigError(f"{' '.join(overrides) or 'data'}: the data no longer matches the one the checkpoint was "

@@ -171,10 +171,10 @@ def test_csv_constant_training_column_stays_finite(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("header,rows,target,kind,match", [
     (["a", "b"], [[1, 2]], "price", "regression", r"^data\.target: column 'price' is not in .*; its columns are a, b$"),
-    (["a", "color", "y"], [[1, "red", 2]], "y", "regression", r"^data\.train_path: column 'color' .* is not numeric"),
+    (["a", "y"], [[1, ""]], "y", "regression", r"^data\.missing: the target 'y' of .* cannot be filled in"),
     (["a", "y"], [[1, "n/a"]], "y", "regression", r"^data\.target: column 'y' .* regression target"),
     (["a", "y"], [[1, 2], [3]], "y", "regression", r"^data\.train_path: .* line 3 has 1 fields, the header has 2"),
-    (["a", "y"], [["nan", 1]], "y", "regression", r"^data\.train_path: column 'a' .* nan or inf"),
+    (["a", "y"], [["inf", 1]], "y", "regression", r"^data\.train_path: column 'a' .* nan or inf"),
     (["a", "y"], [], "y", "regression", r"^data\.train_path: .* no data rows"),
     (["a", "y"], [[i, "cat"] for i in range(10)], "y", "classification", r"^data\.target: .* single class \('cat'\)"),
 ])

@@ -11,7 +11,8 @@ timestamp as any timestamp.
 
 That folder first gets every file the same page shows (a fenced block whose first line
 is ``# PATH.py``), and what a few examples name: ``runs/digits`` (a cnn checkpoint on
-the digits), ``runs/planted`` (a recsys checkpoint on the planted data) and
+the digits), ``runs/planted`` (a recsys checkpoint on the planted data),
+``penguins.csv`` and ``runs/penguins`` (a penguins-like CSV and a logreg run on it) and
 ``three_classes`` (a 3-class image folder).
 
 Every relative link of the pages points at a file that exists, and a link with
@@ -117,12 +118,47 @@ def make_planted_run(cwd: Path) -> None:
               cwd=cwd, check=True)
 
 
+def make_penguins_csv(cwd: Path) -> None:
+    """docs/linear-models.md's penguins.csv: 344 rows like the Palmer penguins file, string columns and NA cells."""
+    import csv
+    import random
+
+    rng = random.Random(0)
+    species = {"Adelie": (38.8, 18.3, 190, 3700, ["Biscoe", "Dream", "Torgersen"]),
+               "Chinstrap": (48.8, 18.4, 196, 3733, ["Dream"]), "Gentoo": (47.5, 15.0, 217, 5076, ["Biscoe"])}
+    rows = []
+    for name, n in {"Adelie": 152, "Chinstrap": 68, "Gentoo": 124}.items():
+        bill_length, bill_depth, flipper, mass, islands = species[name]
+        for _ in range(n):
+            rows.append([name, rng.choice(islands), round(rng.gauss(bill_length, 3.0), 1),
+                         round(rng.gauss(bill_depth, 1.2), 1), round(rng.gauss(flipper, 7)), round(rng.gauss(mass, 450)),
+                         rng.choice(["male", "female"])])
+    rng.shuffle(rows)
+    for r in rng.sample(range(len(rows)), 11):
+        rows[r][6] = "NA"
+    for r in rng.sample(range(len(rows)), 2):
+        rows[r][2:7] = ["NA"] * 5
+    with (cwd / "penguins.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+                         "sex"])
+        writer.writerows(rows)
+
+
+def make_penguins_run(cwd: Path) -> None:
+    make_penguins_csv(cwd)
+    run_ptlab("train", "task=logreg", "data=csv", "data.target=species", "data.train_path=penguins.csv",
+              "data.missing=mean", "trainer.max_epochs=1", "trainer.progress=plain", "hydra.run.dir=runs/penguins",
+              cwd=cwd, check=True)
+
+
 def make_three_classes(cwd: Path) -> None:
     digit_folder(cwd / "three_classes")
 
 
 SETUP: dict[str, Callable[[Path], None]] = {  # a text in the command → what it needs in the folder
     "runs/digits/": make_digits_run, "runs/planted/": make_planted_run, "three_classes": make_three_classes,
+    "runs/penguins/": make_penguins_run, "penguins.csv": make_penguins_csv,
 }
 
 

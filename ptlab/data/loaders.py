@@ -48,7 +48,7 @@ class Data:
     info: dict[str, Any] = field(default_factory=dict)
     tokenizer: Optional[str] = None  # text data: its Hugging Face tokenizer as JSON (kept in checkpoints)
     state: dict[str, Any] = field(default_factory=dict)  # what the builder fitted that checkpoints keep (plain data:
-    # a recommender's id → index maps and item titles), checked against the rebuilt data by eval
+    # a recommender's id → index maps and item titles, a CSV's categories), checked against the rebuilt data by eval
 
     def in_memory(self, split: str) -> Optional[tuple[Tensor, ...]]:
         """All of ``split`` ("train", "val", "test") as the tensors it is held in, in stored order and unaugmented;

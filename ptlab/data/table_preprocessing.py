@@ -41,7 +41,8 @@ class Table:
 
     path: Path
     key: str  # the config key that named the file
-    columns: list[str]
+    target: str  # the target column's name
+    columns: list[str]  # the feature columns' names
     cells: np.ndarray  # (rows, columns), dtype object
     targets: np.ndarray  # (rows,), dtype object, as written
     lines: np.ndarray  # (rows,) line numbers in the file
@@ -51,7 +52,8 @@ class Table:
 
     def take(self, rows: np.ndarray) -> Table:
         """The rows ``rows`` (indices or a boolean mask) of this table."""
-        return Table(self.path, self.key, self.columns, self.cells[rows], self.targets[rows], self.lines[rows])
+        return Table(self.path, self.key, self.target, self.columns, self.cells[rows], self.targets[rows],
+                     self.lines[rows])
 
     def missing(self) -> np.ndarray:
         """(rows, columns): which feature cells are missing."""
@@ -89,8 +91,10 @@ class TablePreprocessing:
     @property
     def onehot(self) -> np.ndarray:
         """Which features are 0/1 category indicators (left unstandardized)."""
-        return np.asarray([column in self.categories for column in self.columns
-                           for _ in self.categories.get(column, [None])], dtype=bool)
+        flags: list[bool] = []
+        for column in self.columns:
+            flags += [True] * len(self.categories[column]) if column in self.categories else [False]
+        return np.asarray(flags, dtype=bool)
 
     def state(self) -> dict[str, Any]:
         """Plain data for ``Data.state`` (and so checkpoints)."""
@@ -119,7 +123,7 @@ class TablePreprocessing:
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(table), 0))
 
 
-def categorical_columns(train: Table, categorical: str) -> list[str]:
+def categorical_columns(train: Table, mode: str) -> list[str]:
     """The feature columns of the training file that are not all numbers (missing cells aside).
 
     With ``data.categorical=error`` the first such column is refused instead.
@@ -132,7 +136,7 @@ def categorical_columns(train: Table, categorical: str) -> list[str]:
         others = np.flatnonzero(present & ~numbers)
         if not len(others):
             continue
-        if categorical == "error":
+        if mode == "error":
             raise _not_numeric(train, column, others[0])
         if numbers.sum() > present.sum() / 2:
             log.warning("data: column %r is one-hot encoded because line %d of %s holds %r, though %d of its %d "
@@ -143,7 +147,8 @@ def categorical_columns(train: Table, categorical: str) -> list[str]:
 
 
 def check_numbers(table: Table, categorical: list[str], mode: str) -> None:
-    """Refuse a cell of a numeric column that is neither missing nor a finite number."""
+    """Refuse a cell of a numeric column (not in ``categorical``) that is neither missing nor a finite number;
+    ``mode`` is data.categorical."""
     for j, column in enumerate(table.columns):
         if column in categorical:
             continue
@@ -169,9 +174,10 @@ def drop_missing(table: Table, missing: str, tally: Tally) -> Table:
     if missing == "error":
         if no_target.any():
             r = int(np.argmax(no_target))
-            raise ConfigError(f"data.missing: the target of {table.path} has no value at line {table.lines[r]} "
-                              f"({_shown(table.targets[r])}), and a target cannot be filled in; set data.missing=drop "
-                              "to drop the rows without one (data.missing=mean drops them too), or fill it in")
+            raise ConfigError(f"data.missing: the target {table.target!r} of {table.path} has no value at line "
+                              f"{table.lines[r]} ({_shown(table.targets[r])}), and a target cannot be filled in; set "
+                              "data.missing=drop to drop the rows without one (data.missing=mean drops them too), "
+                              "or fill it in")
         if blank.any():
             r = int(np.argmax(blank.any(1)))
             c = int(np.argmax(blank[r]))
@@ -190,7 +196,7 @@ def drop_missing(table: Table, missing: str, tally: Tally) -> Table:
     return table.take(~dropped)
 
 
-def fit(train: Table, categorical: list[str], categorical_mode: str, missing: str) -> TablePreprocessing:
+def fit(train: Table, categorical: list[str], mode: str, missing: str) -> TablePreprocessing:
     """Categories and means of the training rows ``train`` (after the carving, so val and test cannot leak in)."""
     blanks = train.missing()
     categories, fill_values = {}, {}
@@ -203,7 +209,7 @@ def fit(train: Table, categorical: list[str], categorical_mode: str, missing: st
                 raise ConfigError(f"data.missing: column {column!r} has no value in the training rows of "
                                   f"{train.path}, so there is no mean to fill it in with; drop the column")
             fill_values[column] = float(np.mean([float(cell) for cell in present]))
-    return TablePreprocessing(categorical_mode, missing, list(train.columns), categories, fill_values)
+    return TablePreprocessing(mode, missing, list(train.columns), categories, fill_values)
 
 
 def summary(fitted: TablePreprocessing, tally: Tally) -> str | None:

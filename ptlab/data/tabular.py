@@ -118,8 +118,9 @@ def read_csv(path: Path, target: str, key: str) -> Table:
     cells = np.empty((len(body), len(columns)), dtype=object)
     for r, (_, row) in enumerate(body):
         cells[r] = [row[c].strip() for c in columns]
-    return Table(path, key, [header[c] for c in columns], cells, np.asarray([row[t] for _, row in body], dtype=object),
-                 np.asarray([line for line, _ in body]))
+    targets = np.asarray([row[t] for _, row in body], dtype=object)
+    lines = np.asarray([line for line, _ in body])
+    return Table(path, key, target, [header[c] for c in columns], cells, targets, lines)
 
 
 def _targets(files: dict[str, Table], target: str, target_kind: str) -> dict[str, np.ndarray]:

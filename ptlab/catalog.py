@@ -19,6 +19,7 @@ OPTIMIZERS = Registry("optimizer", frozenset({"params"}))
 SCHEDULERS = Registry("scheduler", frozenset({"optimizer", "total_steps", "steps_per_epoch"}))
 OBJECTIVES = Registry("objective", frozenset({"data_kind"}))
 METRICS = Registry("metric", frozenset({"num_classes", "data", "device"}))
+LOGGERS = Registry("logger", frozenset({"run_dir"}))
 
 REGISTRIES = {
     "models": MODELS,
@@ -27,6 +28,7 @@ REGISTRIES = {
     "schedulers": SCHEDULERS,
     "objectives": OBJECTIVES,
     "metrics": METRICS,
+    "loggers": LOGGERS,
 }
 
 _BUILTINS = [
@@ -91,6 +93,10 @@ _BUILTINS = [
         "hr": "ptlab.objectives.ranking_metrics:hit_rate",
         "ndcg": "ptlab.objectives.ranking_metrics:ndcg",
         "recall": "ptlab.objectives.ranking_metrics:recall",
+    }),
+    (LOGGERS, {
+        "tensorboard": "ptlab.logging.tensorboard:TensorBoardLogger",
+        "csv": "ptlab.logging.csv_logger:CSVLogger",
     }),
 ]
 

@@ -25,7 +25,7 @@ commands:
   eval ckpt=PATH [split=test|val] [device=...] [out=FILE] [data.key=value ...]
                       evaluate a checkpoint on its data and print the metrics
   list [GROUP]        the tasks (default model and data), then the registered models, datasets,
-                      optimizers, schedulers, objectives, metrics; GROUP: one of them, e.g. tasks
+                      optimizers, schedulers, objectives, metrics, loggers; GROUP: one of them, e.g. tasks
   generate ckpt=PATH [n=64] [out=grid.png] [seed=0] [device=cpu]
                       a grid of samples from a GAN checkpoint (same seed, same images)
   generate ckpt=PATH [prompt=TEXT] [max_new_tokens=200] [temperature=1.0] [top_k=K] [seed=0] [device=cpu]

@@ -198,8 +198,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True) if OmegaConf.is_config(cfg) else dict(cfg)
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: required; add {err.full_key}=VALUE to the command line") from None
-    fixed = {k: v for k, v in plain.items() if k not in REGISTRY_SECTIONS and k != "hydra"}
+    fixed = {k: v for k, v in plain.items() if k not in REGISTRY_SECTIONS and k not in ("hydra", "logger")}
     check_dataclass("", fixed, RootConfig)
+    for name, node in (plain.get("logger") or {}).items():  # logger=[tensorboard,csv]: one entry per logger
+        logger = {"name": name, **(node or {})}
+        check_call(f"logger.{name}", logger, *catalog.LOGGERS.resolve(logger, f"logger.{name}"),
+                   injected=catalog.LOGGERS.injected)
     for key, registry_name in REGISTRY_SECTIONS.items():
         if key not in plain:
             raise ConfigError(f"{key}: missing section; pick one with {key}=NAME (see `ptlab list`)")

@@ -95,7 +95,8 @@ SWEEP_EXTRA = ("optuna", "joblib", "submitit_local", "submitit_slurm")  # Hydra 
 
 
 def check_group_options(config_dir: Path, overrides: list[str]) -> None:
-    """``debug=NAME`` must name a file of configs/debug/: Hydra silently skips a missing *optional* option.
+    """``debug=NAME`` must name a file of configs/debug/: Hydra silently skips a missing *optional* option; and
+    each option of a list (``logger=[tensorboard,csv]``) one of its group, which Hydra reports without the key.
 
     (Options of the other groups, and prefixed overrides such as ``+debug=NAME``, are checked by Hydra itself.)
     """
@@ -106,7 +107,10 @@ def check_group_options(config_dir: Path, overrides: list[str]) -> None:
                 if key.startswith("optional ")}
     for override in map(Override.parse, overrides):
         group, value = override.key, override.value or ""
-        if override.prefix or group not in optional or value == "null" or not re.fullmatch(r"[\w-]+(,[\w-]+)*", value):
+        listed = re.fullmatch(r"\[([\w-]+(?:,[\w-]+)*)\]", value)  # logger=[tensorboard,csv]: Hydra's error names no key
+        if listed and not override.prefix and (config_dir / group).is_dir():
+            value = listed.group(1)
+        elif override.prefix or group not in optional or value == "null" or not re.fullmatch(r"[\w-]+(,[\w-]+)*", value):
             continue
         folder = config_dir / group
         options = sorted(path.stem for path in folder.glob("*.yaml"))

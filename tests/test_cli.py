@@ -185,7 +185,7 @@ def _table_row(out: str, name: str) -> str:
 def test_list_shows_the_tasks_first_and_list_tasks_only_them(workdir: Path) -> None:
     out = run_ptlab("list", cwd=workdir, check=True).stdout
     titles = [line.strip() for line in out.splitlines() if line.strip().isalpha()]
-    assert titles == ["tasks", "models", "datasets", "optimizers", "schedulers", "objectives", "metrics"]
+    assert titles == ["tasks", "models", "datasets", "optimizers", "schedulers", "objectives", "metrics", "loggers"]
     for name, model, data in [("linreg", "linear_regression", "diabetes"), ("logreg", "logistic_regression", "breast_cancer"),
                               ("cnn", "simple_cnn", "digits"), ("rnn", "rnn", "python_docs"),
                               ("transformer", "transformer", "python_docs"), ("gan", "dcgan", "digits")]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import computed, read_metrics, run_ptlab, subprocess_env
+from conftest import computed, read_metrics, run_ptlab, subprocess_env, tensorboard_scalars
 from ptlab.atomic import read_json
 
 # Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
@@ -61,11 +61,22 @@ def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return payload["model"], metrics
 
 
+def logged_rows(run_dir: Path) -> list[dict]:
+    """The computed values of metrics.csv, row by row (speed and times differ between runs)."""
+    from ptlab.logging.csv_logger import read_rows
+
+    return [computed(row) for row in read_rows(run_dir / "metrics.csv")]
+
+
 def assert_same_run(a: Path, b: Path) -> None:
     (weights_a, metrics_a), (weights_b, metrics_b) = final_state(a), final_state(b)
     assert weights_a.keys() == weights_b.keys()
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), "weights differ"
     assert metrics_a == metrics_b
+    rows_a = logged_rows(a)
+    assert rows_a and "val/loss" in rows_a[-1] and rows_a == logged_rows(b)  # not a row lost or logged twice
+    curves_a, curves_b = tensorboard_scalars(a / "tb"), tensorboard_scalars(b / "tb")
+    assert [step for step, _ in curves_a["val/loss"]] == [step for step, _ in curves_b["val/loss"]]  # purged
 
 
 @pytest.mark.parametrize("task", [t if t == "logreg" else pytest.param(t, marks=pytest.mark.slow)

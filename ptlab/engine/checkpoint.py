@@ -6,13 +6,14 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
     config       the resolved run config as a plain dict
     data_info    what the data told the model (in_channels, image_size, num_classes, ...)
     tokenizer    text data: its Hugging Face tokenizer as a JSON string; None otherwise
-    data_state   what the data builder fitted, as plain lists and strings (a recommender's ids); {} otherwise
+    data_state   what the data builder fitted, as plain data (a recommender's ids, a CSV's categories and fill values)
     model        state_dict of the whole task model (no ``module.`` / ``_orig_mod.`` prefixes)
     optimizers   {name: optimizer.state_dict()}
     schedulers   {name: scheduler.state_dict()}
     scaler       GradScaler.state_dict() or None
     rng          {"python", "numpy", "torch", "cuda"} generator states
     loop         {"epoch", "step", "batch_in_epoch", "train_seconds", "samples"}
+    logs         {key: [sum, count]} of the logging interval the checkpoint fell in (per rank under torchrun)
     best         {"value", "epoch", "step", "metrics", "validations_since"}
 
 ``best.pt`` carries the same keys with the best model and empty optimizer state.
@@ -78,9 +79,16 @@ def rng_state() -> dict[str, Any]:
     }
 
 
-def rank_rng_state(saved: Mapping[str, Any] | list, world: World) -> Mapping[str, Any]:
-    """This process's random state from a checkpoint's ``rng``: a torchrun job saved one per rank; with
-    another number of processes (or one), every rank continues from rank 0's."""
+def per_rank(state: Any, world: World) -> Any:
+    """``state`` of this process, or under torchrun every rank's in rank order (read back by :func:`rank_state`)."""
+    from ptlab.engine.distributed import gather
+
+    return gather(state, world) if world.distributed else state
+
+
+def rank_state(saved: Mapping[str, Any] | list, world: World) -> Mapping[str, Any]:
+    """This process's part of a per-rank entry of a checkpoint (``rng``, ``logs``): a torchrun job saved one per
+    rank; with another number of processes (or one), every rank continues from rank 0's."""
     if not isinstance(saved, list):
         return saved
     return saved[world.rank] if len(saved) == world.size else saved[0]
@@ -110,7 +118,7 @@ def payload(run: Run, training: Mapping[str, Any]) -> dict[str, Any]:
         "config": OmegaConf.to_container(run.cfg, resolve=True),
         "data_info": {k: v for k, v in run.data.info.items() if isinstance(v, (int, float, str, bool))},
         "tokenizer": run.data.tokenizer,  # text data: Hugging Face JSON, so eval/generate see the same ids
-        "data_state": run.data.state,  # what the builder fitted (id maps), so eval and recommend read the same ids
+        "data_state": run.data.state,  # what the builder fitted (id maps, categories), so eval reads the data the same
         **training,
     }
 

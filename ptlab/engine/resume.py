@@ -26,7 +26,7 @@ CHANGEABLE = (
     "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
     "trainer.val_every_n_epochs", "trainer.early_stopping.", "checkpoint.every_n_steps", "checkpoint.keep_last",
     "checkpoint.save", "sweep.", "trainer.skip_nonfinite", "trainer.detect_anomaly", "trainer.profile_steps",
-    "trainer.peak_flops",
+    "trainer.peak_flops", "logger",
 )
 
 

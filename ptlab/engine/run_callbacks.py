@@ -1,5 +1,5 @@
-"""Which callbacks a run's config asks for: console, early stopping, checkpoints, TensorBoard, metrics.json, the
-objective's own (sample grids) and the profiler."""
+"""Which callbacks a run's config asks for: console, early stopping, checkpoints, the loggers (TensorBoard,
+metrics.csv, ...), metrics.json, the objective's own (sample grids) and the profiler."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ptlab.engine.checkpointer import Checkpointer
 from ptlab.logging.console import ConsoleLogger
 from ptlab.logging.metrics_file import MetricsFile
 from ptlab.logging.model_summary import ModelSummary
-from ptlab.logging.tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
     from ptlab.api import Run
@@ -32,13 +31,25 @@ def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
     if run_dir is not None:
         if run.data.tokenizer is not None and main:
             write_text(run_dir / "tokenizer.json", run.data.tokenizer)
+        if main:  # before the checkpointer: a step is logged before a checkpoint can hold it (resume drops the rest)
+            callbacks += loggers(run.cfg, run_dir)
         if checkpointing.save:
             callbacks.append(Checkpointer(run_dir / "checkpoints", checkpointing, write=main))
         if main:
-            callbacks += [TensorBoardLogger(run_dir / "tb"), MetricsFile(run_dir / "metrics.json")]
-            callbacks += run.objective.callbacks(run_dir)
+            callbacks += [MetricsFile(run_dir / "metrics.json"), *run.objective.callbacks(run_dir)]
         if main and settings.profile_steps:
             from ptlab.engine.profiler import StepProfiler  # torch.profiler: imported only when asked for
 
             callbacks.append(StepProfiler(run_dir / "profile", settings.profile_steps))
     return callbacks
+
+
+def loggers(cfg, run_dir: Path) -> list[Callback]:
+    """One callback per entry of ``cfg.logger`` (``logger=[tensorboard,csv]``), each built from its own keys."""
+    from omegaconf import OmegaConf
+
+    from ptlab import catalog
+
+    chosen = OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else {}
+    return [catalog.LOGGERS.build({"name": name, **(node or {})}, f"logger.{name}", run_dir=run_dir)
+            for name, node in chosen.items()]

@@ -54,6 +54,17 @@ class StepLogs:
             return None
         return self.folded_nonfinite or scan(self.pending)
 
+    def state_dict(self) -> dict[str, list[float]]:
+        """The sums and counts of the open interval, for a checkpoint (one host sync): folded first, so that a run
+        that goes on and a run resumed from this checkpoint add the rest to the same partial sums, bit for bit."""
+        self._fold()
+        return {key: [float(total), float(count)] for key, (total, count) in self.folded.items()}
+
+    def load_state_dict(self, state: dict[str, list[float]]) -> None:
+        """Continue the interval a checkpoint's :meth:`state_dict` left open."""
+        self.clear()
+        self.folded = {key: (torch.tensor(total, dtype=torch.float32), int(count)) for key, (total, count) in state.items()}
+
     def clear(self) -> None:
         self.pending, self.folded, self.folded_nonfinite = [], {}, None
 

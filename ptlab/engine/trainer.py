@@ -48,8 +48,8 @@ from ptlab.config import checkpoint_settings, trainer_settings
 from ptlab.engine import nonfinite
 from ptlab.engine.anomaly import nan_detection
 from ptlab.engine.callbacks import Callback
-from ptlab.engine.checkpoint import clean_state_dict, payload, rank_rng_state, rng_state, set_rng_state, to_cpu
-from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training, gather
+from ptlab.engine.checkpoint import clean_state_dict, payload, per_rank, rank_state, rng_state, set_rng_state, to_cpu
+from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training
 from ptlab.engine.evaluation import evaluate
 from ptlab.engine.loop_state import BestMetric, LoopState
 from ptlab.engine.nonfinite import NonFiniteLoss
@@ -77,11 +77,8 @@ class Trainer:
 
     def __init__(self, run: Run, callbacks: list[Callback], signals: StopSignals | None = None) -> None:
         """``signals``: the run's stop signals when the caller catches them for longer than :meth:`fit`."""
-        cfg = run.cfg
-        self.run = run
-        self.cfg = cfg
-        self.settings = trainer_settings(cfg)
-        self.checkpointing = checkpoint_settings(cfg)
+        self.run, self.cfg = run, run.cfg
+        self.settings, self.checkpointing = trainer_settings(run.cfg), checkpoint_settings(run.cfg)
         self.callbacks = callbacks
         self.model = run.model
         self.world = run.world
@@ -336,8 +333,9 @@ class Trainer:
             "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
             "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
             "scaler": self.precision.scaler.state_dict() if self.precision.scaler and not best else None,
-            "rng": rng_state() if not self.world.distributed else gather(rng_state(), self.world),  # one per rank
+            "rng": per_rank(rng_state(), self.world),
             "loop": asdict(self.state),
+            "logs": {} if best else per_rank(self._logs.state_dict(), self.world),  # the open logging interval
             "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
         })
 
@@ -351,6 +349,7 @@ class Trainer:
         if self.precision.scaler and payload["scaler"]:
             self.precision.scaler.load_state_dict(payload["scaler"])
         self.state = LoopState(**payload["loop"])
+        self._logs.load_state_dict(rank_state(payload.get("logs") or {}, self.world))  # older checkpoints: none
         if self.state.stop_reason and self.settings.allows_more_than(payload["config"]["trainer"]):
             log.info("resume: the run had stopped (%s); the raised budget lets it go on, with the same patience "
                      "count", self.state.stop_reason)
@@ -358,7 +357,7 @@ class Trainer:
         for key, value in payload["best"].items():
             setattr(self.best, key, value)
         self.best_weights = best_weights
-        set_rng_state(rank_rng_state(payload["rng"], self.world))
+        set_rng_state(rank_state(payload["rng"], self.world))
         self.state.world_size = self.world.size  # (resume_payload said so if it changed)
 
     # --- plumbing ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ptlab.config import PositiveInt
 from ptlab.engine.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -14,14 +15,19 @@ if TYPE_CHECKING:
 
 
 class TensorBoardLogger(Callback):
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    """Event files in ``run_dir/FOLDER``; a resumed run purges the events a killed run wrote after its checkpoint."""
+
+    def __init__(self, run_dir: Path, folder: str = "tb", flush_secs: PositiveInt = 10) -> None:
+        self.folder = Path(run_dir) / folder
+        self.flush_secs = flush_secs
         self.writer = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.folder), flush_secs=10)
+        # Resumed at step S: the events a killed run wrote after S are hidden, so the curves read as one run.
+        purge = trainer.state.step + 1 if trainer.state.step else None
+        self.writer = SummaryWriter(str(self.folder), flush_secs=self.flush_secs, purge_step=purge)
 
     def _scalars(self, metrics: dict[str, Any], step: int) -> None:
         for key, value in metrics.items():

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from ptlab.overrides import Override
 
 # Top-level keys that do not change what a job computes.
-NOT_PART_OF_A_JOB = ("hydra", "resume", "sweep")
+NOT_PART_OF_A_JOB = ("hydra", "resume", "sweep", "logger")  # a logger changes what a job reports, not the job
 # Keys added since job keys were first made that only change what a job reports: left out, so that a
 # sweep started before they existed is still found by the same command.
 REPORTING_ONLY = (("trainer", "peak_flops"),)

@@ -28,7 +28,7 @@ def write_rows(path: Path, header: list[str], rows: list[list]) -> str:
 
 @pytest.mark.parametrize("labels, order", [
     (["b", "10", "a", "2"], ["2", "10", "a", "b"]),  # numbers by value ("2" < "10"), then text
-    (["nan", "1e3", "b", "1."], ["1.", "1e3", "b", "nan"]),  # any finite float is a number; "nan" is text
+    (["inf", "1e3", "b", "1."], ["1.", "1e3", "b", "inf"]),  # any finite float is a number; "inf" is text ("nan" is missing)
 ])
 def test_text_and_tabular_classes_follow_one_order(tmp_path: Path, labels: list[str], order: list[str]) -> None:
     texts = write_rows(tmp_path / "texts.csv", ["text", "label"],

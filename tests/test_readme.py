@@ -114,8 +114,8 @@ def make_digits_run(cwd: Path) -> None:
 
 
 def make_planted_run(cwd: Path) -> None:
-    run_ptlab("train", "task=recsys", "trainer.max_steps=1", "trainer.progress=plain", "hydra.run.dir=runs/planted",
-              cwd=cwd, check=True)
+    run_ptlab("train", "task=recsys", "trainer.max_steps=1", "objective.baselines=false", "trainer.progress=plain",
+              "hydra.run.dir=runs/planted", cwd=cwd, check=True)
 
 
 def make_penguins_csv(cwd: Path) -> None:

@@ -12,7 +12,7 @@ timestamp as any timestamp.
 That folder first gets every file the same page shows (a fenced block whose first line
 is ``# PATH.py``), and what a few examples name: ``runs/digits`` (a cnn checkpoint on
 the digits), ``runs/planted`` (a recsys checkpoint on the planted data),
-``penguins.csv`` and ``runs/penguins`` (a penguins-like CSV and a logreg run on it) and
+``penguins.csv`` (a penguins-like CSV) and
 ``three_classes`` (a 3-class image folder).
 
 Every relative link of the pages points at a file that exists, and a link with
@@ -145,20 +145,13 @@ def make_penguins_csv(cwd: Path) -> None:
         writer.writerows(rows)
 
 
-def make_penguins_run(cwd: Path) -> None:
-    make_penguins_csv(cwd)
-    run_ptlab("train", "task=logreg", "data=csv", "data.target=species", "data.train_path=penguins.csv",
-              "data.missing=mean", "trainer.max_epochs=1", "trainer.progress=plain", "hydra.run.dir=runs/penguins",
-              cwd=cwd, check=True)
-
-
 def make_three_classes(cwd: Path) -> None:
     digit_folder(cwd / "three_classes")
 
 
 SETUP: dict[str, Callable[[Path], None]] = {  # a text in the command → what it needs in the folder
     "runs/digits/": make_digits_run, "runs/planted/": make_planted_run, "three_classes": make_three_classes,
-    "runs/penguins/": make_penguins_run, "penguins.csv": make_penguins_csv,
+    "penguins.csv": make_penguins_csv,
 }
 
 

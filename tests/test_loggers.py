@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ptlab
+from ptlab.api import check
 from conftest import run_ptlab
 from ptlab.errors import ConfigError
 from ptlab.logging.csv_logger import read_rows
@@ -47,7 +48,7 @@ def test_the_loggers_are_chosen_by_the_logger_group(tmp_path: Path) -> None:
 
 def test_a_logger_key_or_option_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^logger\.csv\.fil: unknown key for csv\. Did you mean 'file'\?"):
-        ptlab.api.check(ptlab.compose(["task=logreg", "+logger.csv.fil=x"]))
+        check(ptlab.compose(["task=logreg", "+logger.csv.fil=x"]))
     proc = run_ptlab("train", "task=logreg", "logger=[csv,mlfow]", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [

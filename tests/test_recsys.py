@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import ptlab
+from ptlab.api import check
 from conftest import read_metrics, run_ptlab
 
 torch.set_num_threads(1)
@@ -119,3 +120,19 @@ def test_a_csv_without_the_named_column_is_one_line_and_no_run_folder(tmp_path: 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ptlab: error: data.item:") and "data.item=COLUMN" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_top_k_metric_names_go_through_hydra_overrides_and_sweeps() -> None:
+    """`@` in val/hr@10 is a plain character to Hydra's override grammar: monitor, sweep and objective all read it."""
+    from ptlab.hydra_support import first_of_each_sweep
+    from ptlab.sweep.job import objective_value
+
+    overrides = ["task=recsys", "model.dim=16,32", "checkpoint.monitor=val/hr@10", "objective.metrics=[hr@5,ndcg@20]"]
+    assert first_of_each_sweep(overrides) == ["task=recsys", "model.dim=16", "checkpoint.monitor=val/hr@10",
+                                              "objective.metrics=[hr@5,ndcg@20]"]
+    cfg = ptlab.compose(["task=recsys", "checkpoint.monitor=val/ndcg@20", "objective.metrics=[hr@5,ndcg@20]"])
+    check(cfg)
+    assert cfg.sweep.objective == "val/ndcg@20" and objective_value({"val/ndcg@20": 0.25}, cfg.sweep.objective) == 0.25
+    run = ptlab.build(ptlab.compose(["task=recsys", "data.num_users=50", "data.num_items=40",
+                                     "objective.metrics=[hr@5,ndcg@20]", "checkpoint.monitor=val/ndcg@20"]))
+    assert [(type(m).__name__, m.k) for m in run.metric_fns.values()] == [("HitRate", 5), ("NDCG", 20)]

@@ -26,7 +26,7 @@ FIRST = ["step", "epoch"]
 
 
 class CSVLogger(Callback):
-    """The run's scalars as ``run_dir/FILE``, one row per logging point."""
+    """The run's scalars in a CSV file of the run directory, one row per logging point."""
 
     def __init__(self, run_dir: Path, file: str = "metrics.csv") -> None:
         self.path = Path(run_dir) / file

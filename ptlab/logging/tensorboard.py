@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class TensorBoardLogger(Callback):
-    """Event files in ``run_dir/FOLDER``; a resumed run purges the events a killed run wrote after its checkpoint."""
+    """TensorBoard event files in a folder of the run directory; a resumed run hides what a killed one wrote later."""
 
     def __init__(self, run_dir: Path, folder: str = "tb", flush_secs: PositiveInt = 10) -> None:
         self.folder = Path(run_dir) / folder

@@ -91,7 +91,7 @@ def test_sigterm_in_the_final_phases_exits_143_and_the_relaunch_completes_the_ru
         workdir: Path, signal_objective: list[str], phase: str, at: int) -> None:
     reference = workdir / "reference"
     args = [*LOGREG, "trainer.max_epochs=2"]
-    run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
+    ptlab.train(ptlab.compose(args), run_dir=reference)  # the uninterrupted run, in this process
 
     run_dir = workdir / "run"
     stopped_args = [*args, *signal_objective, f"+objective.at={at}", "resume=auto", f"hydra.run.dir={run_dir}"]

@@ -39,6 +39,14 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def reference_run(args: list[str], run_dir: Path) -> None:
+    """The uninterrupted run to compare with, trained in this process (the killed ones are real CLI processes):
+    the same config, data and single thread give the same bits, without another interpreter's start-up."""
+    import ptlab
+
+    ptlab.train(ptlab.compose(args), run_dir=run_dir)
+
+
 def saved_step(run_dir: Path) -> int:
     """The step of the newest complete last.pt, from the manifest (-1 before the first)."""
     files = read_json(run_dir / "checkpoints" / "manifest.json") or {}
@@ -84,7 +92,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> None:
     args = [*TASKS[task], *COMMON]
     reference = workdir / "reference"
-    run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
+    reference_run(args, reference)
 
     total = read_metrics(reference)["step"]
 
@@ -109,7 +117,7 @@ def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> N
 def test_sigterm_and_sigint_checkpoint_and_exit(workdir: Path, signum: int, code: int) -> None:
     args = [*TASKS["cnn"], "trainer.progress=plain", "trainer.log_every_n_steps=1"]  # no step checkpoints
     reference = workdir / "reference"
-    run_ptlab("train", *args, f"hydra.run.dir={reference}", cwd=workdir, check=True)
+    reference_run(args, reference)
 
     run_dir = workdir / "stopped"
     proc = start([*args, f"hydra.run.dir={run_dir}"], workdir)

@@ -32,6 +32,8 @@ commands:
                       text from a language-model checkpoint (task=rnn, transformer; same seed, same text)
   recommend ckpt=PATH user=ID [k=10] [format=table|json] [device=cpu]
                       a recommender's top-k items for one user (task=recsys), without those the user has
+  predict ckpt=PATH input=FILE out=FILE [device=cpu]
+                      a tabular checkpoint's (data=csv) predictions for the rows of a CSV, as new columns
   lr-find [task=NAME] [lr_find.min_lr=1e-7] [lr_find.max_lr=10] [lr_find.steps=200] [key=value ...]
                       learning-rate range test: a suggested lr, lr_find.png and lr_find.csv
   report RUN_DIR [RUN_DIR ...] [out=DIR]
@@ -42,7 +44,7 @@ examples: ptlab train task=logreg optimizer.lr=0.1
           ptlab train -m task=logreg seed=0,1,2
 """
 
-COMMANDS = ("train", "eval", "list", "generate", "recommend", "lr-find", "report")
+COMMANDS = ("train", "eval", "list", "generate", "recommend", "predict", "lr-find", "report")
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version")
 
 
@@ -60,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": train_command, "eval": eval_command, "list": list_command, "generate": generate_command,
-                "recommend": recommend_command, "lr-find": lr_find_command, "report": report_command}
+                "recommend": recommend_command, "predict": predict_command, "lr-find": lr_find_command,
+                "report": report_command}
     try:
         if command in handlers:
             return handlers[command](rest)
@@ -312,6 +315,25 @@ def recommend_command(args: list[str]) -> int:
     for p in picks:
         table.add_row(str(p.rank), Text(p.item), *((Text(p.title),) if titled else ()), f"{p.score:.4f}")
     console().print(table)
+    return 0
+
+
+def predict_command(args: list[str]) -> int:
+    """``ptlab predict ckpt=PATH input=FILE out=FILE [device=cpu]``: the input file with the predictions added."""
+    from pathlib import Path
+
+    from ptlab.atomic import write_text
+    from ptlab.predict import predict
+
+    options = _key_values(args, {"ckpt": None, "input": None, "out": None, "device": "cpu"})
+    for key in ("ckpt", "input", "out"):
+        if not options[key]:
+            raise PtlabError(f"{key}: required; e.g. ptlab predict ckpt=RUN_DIR/checkpoints/best.pt input=new.csv "
+                             "out=predictions.csv")
+    predictions = predict(options["ckpt"], options["input"], options["device"])
+    out = Path(options["out"]).expanduser()
+    write_text(out, predictions.to_csv())
+    print(f"{len(predictions.rows)} predictions written to {out}")
     return 0
 
 

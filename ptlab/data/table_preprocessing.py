@@ -175,14 +175,14 @@ def drop_missing(table: Table, missing: str, tally: Tally) -> Table:
         if no_target.any():
             r = int(np.argmax(no_target))
             raise ConfigError(f"data.missing: the target {table.target!r} of {table.path} has no value at line "
-                              f"{table.lines[r]} ({_shown(table.targets[r])}), and a target cannot be filled in; set "
-                              "data.missing=drop to drop the rows without one (data.missing=mean drops them too), "
+                              f"{table.lines[r]} ({shown_cell(table.targets[r])}), and a target cannot be filled in; "
+                              "set data.missing=drop to drop the rows without one (data.missing=mean drops them too), "
                               "or fill it in")
         if blank.any():
             r = int(np.argmax(blank.any(1)))
             c = int(np.argmax(blank[r]))
             raise ConfigError(f"data.missing: column {table.columns[c]!r} of {table.path} has no value at line "
-                              f"{table.lines[r]} ({_shown(table.cells[r, c])}); set data.missing=drop to drop the "
+                              f"{table.lines[r]} ({shown_cell(table.cells[r, c])}); set data.missing=drop to drop the "
                               "rows with a missing value, or data.missing=mean to fill numeric cells with the "
                               "training rows' mean (a missing category is all-zero)")
     dropped = no_target | (blank.any(1) if missing == "drop" else False)
@@ -245,7 +245,8 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _shown(cell: str) -> str:
+def shown_cell(cell: str) -> str:
+    """A cell as an error message shows it: "a blank cell", or its repr."""
     return "a blank cell" if not str(cell).strip() else repr(cell)
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from ptlab.data import bundled
 from ptlab.data.files import csv_rows
 from ptlab.data.kinds import expect_kind
 from ptlab.data.loaders import Data, carve_splits, in_memory_splits
-from ptlab.data.table_preprocessing import Table, Tally, categorical_columns, check_numbers, drop_missing, fit, summary
+from ptlab.data.table_preprocessing import (Table, TablePreprocessing, Tally, categorical_columns, check_numbers,
+                                           drop_missing, fit, summary)
 from ptlab.errors import ConfigError
 from ptlab.formatting import is_number, number_first
 
@@ -69,6 +71,53 @@ def csv_table(
     Categorical columns and missing cells: :mod:`ptlab.data.table_preprocessing`; what it fitted is
     ``Data.state`` (so checkpoints keep it and eval checks it).
     """
+    files = _fit_files(train_path, target, test_path, val_path, val_fraction, test_fraction, split_seed, categorical,
+                       missing, target_kind)
+    said = summary(files.preprocessing, files.tally)
+    if said:
+        log.info(said)
+    data = standardized(files.arrays, target_kind, batch_size, standardize_target, device, seed,
+                        files.preprocessing.onehot)
+    data.state = files.preprocessing.state()
+    return data
+
+
+@dataclass(frozen=True)
+class CsvFeatures:
+    """How :func:`csv_table` turns a file's feature cells into model inputs, as fitted on the training rows."""
+
+    preprocessing: TablePreprocessing  # the categories and fill values
+    mean: np.ndarray  # per feature, of the training rows (0 for a one-hot feature)
+    std: np.ndarray  # per feature, of the training rows (1 for a one-hot feature)
+    classes: Optional[list[str]]  # classification: the label of each class id, as in the training file
+
+    def transform(self, table: Table, tally: Tally) -> torch.Tensor:
+        """The (rows, features) float32 model inputs of ``table`` (cells already checked, as for training)."""
+        return torch.tensor((self.preprocessing.transform(table, tally) - self.mean) / self.std, dtype=torch.float32)
+
+
+def csv_features(cfg: Mapping[str, Any], target_kind: str) -> CsvFeatures:
+    """What :func:`csv_table` fits for the data config ``cfg`` (a checkpoint's ``data``), refitted from its files."""
+    keys = ("train_path", "target", "test_path", "val_path", "val_fraction", "test_fraction", "split_seed",
+            "categorical", "missing")
+    files = _fit_files(*(cfg[key] for key in keys), target_kind=target_kind)
+    mean, std = feature_scaling(files.arrays["train"][0], files.preprocessing.onehot)
+    return CsvFeatures(files.preprocessing, mean, std, files.classes)
+
+
+@dataclass(frozen=True)
+class _FittedFiles:
+    preprocessing: TablePreprocessing
+    arrays: dict[str, Arrays]  # split → (encoded features, targets), unstandardized
+    tally: Tally
+    classes: Optional[list[str]]
+
+
+def _fit_files(
+    train_path: str, target: str, test_path: Optional[str], val_path: Optional[str], val_fraction: float,
+    test_fraction: float, split_seed: int, categorical: str, missing: str, target_kind: str,
+) -> _FittedFiles:
+    """Read the files, carve the splits and fit the preprocessing on the training rows."""
     train = read_csv(Path(train_path).expanduser(), target, "data.train_path")
 
     def read_more(path: Optional[str], key: str) -> Table | None:
@@ -87,44 +136,54 @@ def csv_table(
     onehot = categorical_columns(files["train"], categorical)
     for table in files.values():
         check_numbers(table, onehot, categorical)
-    targets = _targets(files, target, target_kind)
+    targets, classes = _targets(files, target, target_kind)
     classify = target_kind == "classification"
     index = carve_splits(targets["train"], _carved(val_fraction, test_fraction, files), split_seed, stratify=classify)
     parts = {name: (files["train"].take(rows), targets["train"][rows]) for name, rows in index.items()}
     parts.update((name, (table, targets[name])) for name, table in files.items() if name != "train")
     fitted = fit(parts["train"][0], onehot, categorical, missing)  # on the training rows only
     arrays = {name: (fitted.transform(table, tally), y) for name, (table, y) in parts.items()}
-    said = summary(fitted, tally)
-    if said:
-        log.info(said)
-    data = standardized(arrays, target_kind, batch_size, standardize_target, device, seed, fitted.onehot)
-    data.state = fitted.state()
-    return data
+    return _FittedFiles(fitted, arrays, tally, classes)
 
 
 def read_csv(path: Path, target: str, key: str) -> Table:
     """Read a CSV with a header row; blank lines are skipped, cells are kept as text."""
+    header, body = read_rows(path, key)
+    if target not in header:
+        raise ConfigError(f"data.target: column {target!r} is not in {path}; its columns are {', '.join(header)}")
+    return table_of(path, key, header, body, [c for c in header if c != target], target)
+
+
+def read_rows(path: Path, key: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(the header, the data rows with their line numbers) of a CSV file; refuses one without rows or with a row
+    whose number of fields is not the header's."""
     rows = csv_rows(path, key)
     header, body = (rows[0][1], rows[1:]) if rows else ([], [])
     if not body:
         raise ConfigError(f"{key}: {path} has no data rows; give a CSV with a header row and at least one row")
-    if target not in header:
-        raise ConfigError(f"data.target: column {target!r} is not in {path}; its columns are {', '.join(header)}")
-    t = header.index(target)
-    columns = [c for c in range(len(header)) if c != t]
     for line, row in body:
         if len(row) != len(header):
             raise ConfigError(f"{key}: {path} line {line} has {len(row)} fields, the header has {len(header)}")
+    return header, body
+
+
+def table_of(path: Path, key: str, header: list[str], body: list[tuple[int, list[str]]], columns: list[str],
+             target: Optional[str]) -> Table:
+    """The :class:`Table` of the feature ``columns`` (all in ``header``) of rows ``body``; a ``target`` of None
+    (rows to predict) leaves the targets blank."""
+    at = [header.index(column) for column in columns]
     cells = np.empty((len(body), len(columns)), dtype=object)
     for r, (_, row) in enumerate(body):
-        cells[r] = [row[c].strip() for c in columns]
-    targets = np.asarray([row[t] for _, row in body], dtype=object)
+        cells[r] = [row[c].strip() for c in at]
+    t = header.index(target) if target is not None else None
+    targets = np.asarray([row[t] if t is not None else "" for _, row in body], dtype=object)
     lines = np.asarray([line for line, _ in body])
-    return Table(path, key, target, [header[c] for c in columns], cells, targets, lines)
+    return Table(path, key, target or "", list(columns), cells, targets, lines)
 
 
-def _targets(files: dict[str, Table], target: str, target_kind: str) -> dict[str, np.ndarray]:
-    """Each file's target: class ids for classification, floats for regression."""
+def _targets(files: dict[str, Table], target: str,
+             target_kind: str) -> tuple[dict[str, np.ndarray], Optional[list[str]]]:
+    """(each file's target: class ids for classification, floats for regression; the class labels or None)."""
     if target_kind == "classification":
         return _encode_labels({name: table.targets for name, table in files.items()}, target)
     targets = {}
@@ -134,11 +193,12 @@ def _targets(files: dict[str, Table], target: str, target_kind: str) -> dict[str
             raise ConfigError(f"data.target: column {target!r} of {table.path} is not all finite numbers (line "
                               f"{table.lines[bad[0]]}: {table.targets[bad[0]]!r}); a regression target must be")
         targets[name] = table.targets.astype(np.float64)
-    return targets
+    return targets, None
 
 
-def _encode_labels(labels: dict[str, np.ndarray], target: str) -> dict[str, np.ndarray]:
-    """Map label strings to ids 0..K-1 in :func:`ptlab.formatting.number_first` order (of the training file's)."""
+def _encode_labels(labels: dict[str, np.ndarray], target: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Map label strings to ids 0..K-1 in :func:`ptlab.formatting.number_first` order (of the training file's);
+    also returns the labels in id order."""
     names = sorted(set(labels["train"]), key=number_first)
     if len(names) < 2:
         raise ConfigError(f"data.target: column {target!r} has a single class ({names[0]!r}); classification needs two or more")
@@ -146,7 +206,7 @@ def _encode_labels(labels: dict[str, np.ndarray], target: str) -> dict[str, np.n
     unknown = set().union(*labels.values()) - ids.keys()
     if unknown:
         raise ConfigError(f"data.target: labels {sorted(unknown)} are not in the training file; add them there")
-    return {name: np.asarray([ids[s] for s in part], dtype=np.int64) for name, part in labels.items()}
+    return {name: np.asarray([ids[s] for s in part], dtype=np.int64) for name, part in labels.items()}, names
 
 
 def _carved(val_fraction: float, test_fraction: float, given: Mapping[str, object]) -> dict[str, float]:
@@ -177,9 +237,7 @@ def standardized(
     """
     classify = target_kind == "classification"
     train = parts["train"]
-    mean, std = train[0].mean(0), _nonzero(train[0].std(0))
-    if unscaled is not None:
-        mean, std = np.where(unscaled, 0.0, mean), np.where(unscaled, 1.0, std)
+    mean, std = feature_scaling(train[0], unscaled)
     y_mean, y_std = (train[1].mean(), _nonzero(train[1].std())) if standardize_target and not classify else (0.0, 1.0)
 
     def to_tensors(part: Arrays) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,6 +253,14 @@ def standardized(
         info.update(target_mean=float(y_mean), target_std=float(y_std))
     splits = {name: to_tensors(parts[name]) for name in ("train", "val", "test")}
     return in_memory_splits(splits, batch_size, seed, device, info)
+
+
+def feature_scaling(x: np.ndarray, unscaled: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per feature of the training rows ``x``; 0 and 1 for the features ``unscaled`` marks."""
+    mean, std = x.mean(0), _nonzero(x.std(0))
+    if unscaled is not None:
+        mean, std = np.where(unscaled, 0.0, mean), np.where(unscaled, 1.0, std)
+    return mean, std
 
 
 def _nonzero(std: np.ndarray) -> np.ndarray:

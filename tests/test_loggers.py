@@ -60,3 +60,47 @@ def test_a_torn_last_line_is_not_a_row(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     path.write_text("step,epoch,train/loss\n5,1,0.5\n10,1,0.4\n15,2,0.3")  # killed while writing the last row
     assert [row["step"] for row in read_rows(path)] == ["5", "10"]
+
+
+def test_a_resumed_run_adds_a_step_s_later_values_to_its_row_and_drops_later_rows(tmp_path: Path) -> None:
+    """Killed after the checkpoint of an epoch's last step but before its validation: the resumed run validates
+    that step, and its values join the step's row instead of making a second one."""
+    from types import SimpleNamespace
+
+    from ptlab.logging.csv_logger import CSVLogger
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,epoch,train/loss\n9,1,0.5\n18,2,0.4\n27,3,0.3\n")  # 27: after the checkpoint
+    trainer = SimpleNamespace(state=SimpleNamespace(step=18, epoch=2, batch_in_epoch=0))
+    logger = CSVLogger(tmp_path)
+    logger.on_fit_start(trainer)
+    logger.on_validation_end(trainer, {"val/loss": 0.45}, True)
+    rows = read_rows(path)
+    assert [row["step"] for row in rows] == ["9", "18"]
+    assert rows[1] == {"step": "18", "epoch": "2", "train/loss": "0.4", "val/loss": "0.45"}
+
+
+def test_a_resumed_run_hides_the_tensorboard_events_after_its_checkpoint(tmp_path: Path) -> None:
+    """A killed run logged steps 1..5; resumed from the checkpoint of step 3, the curve reads 1, 2, 3, 4 again."""
+    from types import SimpleNamespace
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ptlab.logging.tensorboard import TensorBoardLogger
+
+    killed = SummaryWriter(str(tmp_path / "tb"))
+    for step in range(1, 6):
+        killed.add_scalar("val/loss", 1.0 / step, step)
+    killed.close()
+    trainer = SimpleNamespace(state=SimpleNamespace(step=3))
+    logger = TensorBoardLogger(tmp_path)
+    logger.on_fit_start(trainer)
+    trainer.state.step = 4
+    logger.on_validation_end(trainer, {"val/loss": 0.2}, True)
+    logger.writer.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curve = EventAccumulator(str(tmp_path / "tb"))  # the folder, as TensorBoard reads a run
+    curve.Reload()
+    assert [(e.step, round(e.value, 4)) for e in curve.Scalars("val/loss")] == [(1, 1.0), (2, 0.5), (3, 0.3333), (4, 0.2)]
+

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import computed, read_metrics, run_ptlab, subprocess_env, tensorboard_scalars
+from conftest import computed, read_metrics, run_ptlab, subprocess_env
 from ptlab.atomic import read_json
 
 # Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
@@ -83,10 +83,6 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert metrics_a == metrics_b
     rows_a = logged_rows(a)
     assert rows_a and "val/loss" in rows_a[-1] and rows_a == logged_rows(b)  # not a row lost or logged twice
-    curves_a, curves_b = tensorboard_scalars(a / "tb"), tensorboard_scalars(b / "tb")
-    assert [step for step, _ in curves_a["val/loss"]] == [step for step, _ in curves_b["val/loss"]]  # purged
-
-
 @pytest.mark.parametrize("task", [t if t == "logreg" else pytest.param(t, marks=pytest.mark.slow)
                                   for t in sorted(TASKS)])
 def test_kill_9_then_resume_auto_is_bit_identical(workdir: Path, task: str) -> None:

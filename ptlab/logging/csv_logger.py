@@ -35,9 +35,9 @@ class CSVLogger(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         resumed_at = trainer.state.step
-        kept = [row for row in read_rows(self.path) if int(float(row["step"])) <= resumed_at] if resumed_at else []
-        self.rows = kept
-        self.columns = list(dict.fromkeys([*FIRST, *(key for row in kept for key in row)]))
+        kept = [{**row, "step": int(row["step"])} for row in read_rows(self.path)] if resumed_at else []
+        self.rows = [row for row in kept if row["step"] <= resumed_at]  # a step's later values join its row
+        self.columns = list(dict.fromkeys([*FIRST, *(key for row in self.rows for key in row)]))
         self._rewrite()
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ptlab.engine.distributed import all_sum
+
 
 class Metric:
     """Subclasses declare sum states with :meth:`add_state`, add to them in ``update`` and read them in ``result``."""
@@ -44,11 +46,8 @@ class Metric:
     def compute(self) -> Tensor:
         """:meth:`result` over the states of every rank (this rank's alone outside torchrun); the states stay local."""
         local = {name: getattr(self, name) for name in self._defaults}
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for name, value in local.items():
-                summed = value.clone()
-                torch.distributed.all_reduce(summed)
-                setattr(self, name, summed)
+        for name, value in local.items():
+            setattr(self, name, all_sum(value.clone()))
         try:
             return self.result()
         finally:

@@ -176,3 +176,24 @@ def test_large_data_is_gathered_batch_by_batch_into_the_same_batches(monkeypatch
     monkeypatch.setattr(loaders, "EPOCH_GATHER_BYTES", 0)
     assert not data.gather_per_epoch
     assert [as_lists(data.batches(epoch, start)) for epoch in (0, 2) for start in (0, 3)] == per_epoch
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+@pytest.mark.parametrize("n, fraction, seed", [(569, 0.2, 0), (101, 0.125, 3), (1797, 0.1, 7), (30, 0.5, 1)])
+def test_shuffle_split_gives_the_indices_of_scikit_learns_train_test_split(n, fraction, seed, stratify) -> None:
+    from sklearn.model_selection import train_test_split
+
+    from ptlab.data.shuffle_split import shuffle_split
+
+    labels = np.random.RandomState(seed).choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    items = np.arange(n) * 2
+    ours = shuffle_split(items, fraction, seed, labels if stratify else None)
+    theirs = train_test_split(items, test_size=fraction, random_state=seed, stratify=labels if stratify else None)
+    assert [a.tolist() for a in ours] == [b.tolist() for b in theirs]
+
+
+def test_shuffle_split_refuses_a_class_of_one_as_scikit_learn_does() -> None:
+    from ptlab.data.shuffle_split import shuffle_split
+
+    with pytest.raises(ValueError, match="least populated classes in y have only 1 member"):
+        shuffle_split(np.arange(10), 0.3, 0, np.array([0] * 9 + [1]))

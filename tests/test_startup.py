@@ -6,8 +6,9 @@ whose package ``__init__`` imports every domain it has (audio, image →
 torchvision → ``torch._dynamo``, text, matplotlib). One check is expected to fail
 and is marked ``xfail(strict=True)``, so it turns red the day it passes: torch's
 own optimizers import ``torch._dynamo`` when they are built (``add_param_group``
-is wrapped in ``torch._disable_dynamo``, which imports it on first call), so the
-loop a learner writes with ``torch.optim.SGD`` pays it too.
+is wrapped in ``torch._disable_dynamo``, which imports it on first call) and on
+every ``step`` (``_use_grad_for_differentiable`` calls ``torch._dynamo.graph_break``),
+so the loop a learner writes with ``torch.optim.SGD`` pays it too.
 """
 
 from __future__ import annotations
@@ -56,3 +57,14 @@ def test_an_uncompiled_run_imports_no_dynamo(logreg_modules: set[str]) -> None:
 def test_no_torchmetrics_domain_that_logreg_does_not_use(logreg_modules: set[str]) -> None:
     assert not logreg_modules & set(UNUSED_BY_LOGREG_TORCHMETRICS)
     assert "torchmetrics" not in logreg_modules
+
+
+def test_carving_splits_imports_no_scikit_learn(tmp_path) -> None:
+    """linreg, cnn and text runs carve their splits without scikit-learn and SciPy (≈2 s of start-up)."""
+    code = ("import sys, numpy as np; from ptlab.data.loaders import carve_splits; "
+            "carve_splits(np.arange(100) % 3, {'test': 0.2, 'val': 0.1}, 0, stratify=True); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -334,7 +334,7 @@ def carve_splits(labels: np.ndarray, fractions: dict[str, float], split_seed: in
     Splits are carved in the order given, stratified by ``labels`` when asked;
     the same labels, fractions and ``split_seed`` always give the same indices.
     """
-    from sklearn.model_selection import train_test_split
+    from ptlab.data.shuffle_split import shuffle_split
 
     total = sum(fractions.values())
     if total >= 1:
@@ -344,8 +344,7 @@ def carve_splits(labels: np.ndarray, fractions: dict[str, float], split_seed: in
     rest, left, parts = np.arange(len(labels)), 1.0, {}
     for name, fraction in fractions.items():
         try:
-            rest, parts[name] = train_test_split(rest, test_size=fraction / left, random_state=split_seed,
-                                                 stratify=labels[rest] if stratify else None)
+            rest, parts[name] = shuffle_split(rest, fraction / left, split_seed, labels[rest] if stratify else None)
         except ValueError as err:
             raise ConfigError(
                 f"data.{name}_fraction: cannot carve {fraction:g} of {len(labels)} samples into a {name} split "

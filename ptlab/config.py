@@ -127,6 +127,9 @@ class FinetuneConfig:
 class SweepConfig:
     objective: str = "val/loss"  # the metric a sweep ranks jobs by and `ptlab train` returns to Hydra's sweeper
     mode: Literal["min", "max"] = "min"
+    pruner: Literal["none", "median"] = "none"  # Optuna sweeps: median stops a trial worse than the median so far
+    pruner_startup_trials: NonNegativeInt = 5  # trials that finish before the pruner stops any
+    trial: Optional[NonNegativeInt] = None  # set by the Optuna sweeper for its jobs: the trial a job reports to
 
 
 @dataclass

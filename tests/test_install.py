@@ -34,7 +34,7 @@ def _build_wheel(tmp_path: Path) -> Path:
     """The wheel of a copy of the source tree (so the build writes nothing into the checkout)."""
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("ptlab", "configs"):
+    for name in ("ptlab", "configs", "hydra_plugins"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
@@ -57,7 +57,7 @@ def _fresh_venv(folder: Path) -> Path:
 def test_the_wheel_installs_and_trains_from_any_folder(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "ptlab").rglob("*.py")}
+    modules = {p.relative_to(REPO).as_posix() for name in ("ptlab", "hydra_plugins") for p in (REPO / name).rglob("*.py")}
     configs = {f"ptlab/{p.relative_to(REPO).as_posix()}" for p in (REPO / "configs").rglob("*.yaml")}
     assert modules <= names, f"missing from the wheel (add the package to pyproject.toml): {sorted(modules - names)}"
     assert configs <= names, f"configs missing from the wheel: {sorted(configs - names)}"
@@ -72,6 +72,9 @@ def test_the_wheel_installs_and_trains_from_any_folder(tmp_path: Path) -> None:
     package, config_dir = Path(where[0]).resolve(), Path(where[1]).resolve()
     assert venv.resolve() in package.parents, f"ptlab imported from {package}, not from the new environment"
     assert config_dir == package.parent / "configs" and (config_dir / "train.yaml").is_file()
+    sweepers = _run(python, "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
+                    "print([c.__module__ for c in Plugins.instance().discover(Sweeper)])", cwd=tmp_path).stdout
+    assert "hydra_plugins.ptlab_optuna_sweeper" in sweepers  # Hydra's own scan finds the wheel's hydra/sweeper=optuna
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -139,44 +139,108 @@ def test_joblib_runs_jobs_side_by_side_on_their_share_of_threads_and_a_failed_jo
         assert "sweep job: 1 torch thread" in (sweep / row["job"] / "train.log").read_text()
 
 
-def test_optuna_preset_continues_its_study_and_optimizes_the_sweep_objective(workdir: Path) -> None:
-    args = ["train", "-m", "hparams_search=cnn_optuna", *TINY, "sweep.objective=val/loss", "sweep.mode=min",
-            "hydra.sweeper.direction=minimize"]
-    first = run_ptlab(*args, "hydra.sweeper.n_trials=2", cwd=workdir, timeout=300)
-    assert first.returncode == 0, first.stderr
-    second = run_ptlab(*args, "hydra.sweeper.n_trials=3", cwd=workdir, timeout=300)  # n_trials: the study's total
-    assert second.returncode == 0, second.stderr
-    assert "2 trials finished" in second.stderr + second.stdout
+def optuna_study(sweep: Path, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep}/optuna.db")
+
+
+def test_optuna_preset_runs_n_trials_side_by_side_into_its_study(workdir: Path) -> None:
+    """hparams_search=cnn_optuna with a fixed and a choice override from the command line, 2 trials in one joblib
+    batch: the study in optuna.db holds them, minimizing sweep.objective as sweep.mode says."""
+    proc = run_ptlab("train", "-m", "hparams_search=cnn_optuna", *TINY, "sweep.objective=val/loss", "sweep.mode=min",
+                     "model.dropout=0.1", "data.batch_size=32,64", "hydra.sweeper.n_trials=2",
+                     "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", cwd=workdir, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "is launching 2 jobs" in proc.stdout + proc.stderr  # one batch of n_jobs trials, side by side
     sweep = only_sweep(workdir, "cnn")
     rows = summary(sweep)
-    assert len(rows) == 3 and len({r["optimizer.lr"] for r in rows}) == 3 and {r["status"] for r in rows} == {"completed"}
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    assert {r["model.dropout"] for r in rows} == {"0.1"} and {r["data.batch_size"] for r in rows} <= {"32", "64"}
     losses = [float(r["val/loss"]) for r in rows]
     assert losses == sorted(losses)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(losses[0])  # `ptlab train` returned sweep.objective, not val/acc
 
+    study = optuna_study(sweep, "cnn")
+    assert study.direction.name == "MINIMIZE"
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    for trial in study.trials:
+        assert set(trial.params) == {"optimizer.lr", "optimizer.weight_decay", "data.batch_size"}  # dropout: fixed
+        assert trial.user_attrs["model.dropout"] == "0.1"
+        row = next(r for r in rows if r["sweep.trial"] == str(trial.number))
+        assert float(row["optimizer.lr"]) == trial.params["optimizer.lr"]
+        assert list(trial.intermediate_values.values()) == [pytest.approx(float(row["val/loss"]))]  # from the worker
+
+
+def test_the_median_pruner_stops_a_trial_that_validates_worse_than_the_finished_ones(workdir: Path) -> None:
     import optuna
 
-    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{sweep}/optuna.db")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    sweep = workdir / "sweep"
+    sweep.mkdir()
+    study = optuna.create_study(study_name="logreg", storage=f"sqlite:///{sweep}/optuna.db", direction="minimize")
+    for lr, seed in [(1.0, 0), (1.0, 1), (1e-6, 2)]:  # the order the sampler asks in: the hopeless lr comes last
+        study.enqueue_trial({"optimizer.lr": lr, "seed": seed})
+    proc = run_ptlab("train", "-m", "hydra/sweeper=optuna", "task=logreg", "optimizer.lr=1e-6,1.0", "seed=range(0,3)",
+                     "hydra.sweeper.n_trials=3", "sweep.pruner=median", "sweep.pruner_startup_trials=2",
+                     "trainer.max_epochs=5", "trainer.progress=plain", f"hydra.sweep.dir={sweep}", cwd=workdir,
+                     timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    trials = optuna_study(sweep, "logreg").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]  # a pruned trial counts to n_trials
+    assert len(trials[2].intermediate_values) == 1 and len(trials[0].intermediate_values) == 5
+    rows = summary(sweep)
+    assert [(r["seed"], r["status"]) for r in rows][-1] == ("2", "pruned")  # ranked after the finished trials
+    pruned = sweep / rows[-1]["job"]
+    assert read_metrics(pruned)["epoch"] == 1 and read_metrics(sweep / rows[0]["job"])["epoch"] == 5
+    assert "optuna: trial 2 pruned after" in (pruned / "train.log").read_text()
+
+
+def test_the_search_space_reads_hydra_sweeps_and_a_fixed_value_takes_its_key_out(tmp_path: Path) -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from ptlab.errors import ConfigError
+    from ptlab.sweep.optuna_study import open_study
+    from ptlab.sweep.search_space import search_space
+
+    space = search_space({"optimizer.lr": "tag(log, interval(1e-4, 1e-2))", "model.dropout": "interval(0.0, 0.5)",
+                          "data.batch_size": "choice(32, 64, 128)"},
+                         ["model.dropout=0.1", "model.depth=range(1,5)", "model.act=choice(relu,'leaky relu')",
+                          "trainer.max_epochs=3"])
+    assert space.distributions == {
+        "optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "data.batch_size": CategoricalDistribution([32, 64, 128]),
+        "model.depth": IntDistribution(1, 4),  # the stop of range(1,5) is excluded, as in Hydra's basic sweeper
+        "model.act": CategoricalDistribution(["relu", "leaky relu"])}
+    assert space.overrides({"optimizer.lr": 0.001, "model.act": "leaky relu"}) == [
+        "optimizer.lr=0.001", "model.act=leaky\\ relu", "model.dropout=0.1", "trainer.max_epochs=3"]
+    with pytest.raises(ConfigError, match="glob"):
+        search_space(None, ["model=glob(*)"])
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    open_study(storage, "s", "max", None)
+    with pytest.raises(ConfigError, match="sweep.mode: min, but the study 's'.*pass sweep.mode=max"):
+        open_study(storage, "s", "min", None)
 
 
 def test_an_interrupted_optuna_trial_is_asked_again_with_its_parameters(tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from ptlab.sweep.optuna_study import continue_study
+    from ptlab.sweep.optuna_study import PRUNED_AT, continue_study
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="s", storage=storage)
     done = study.ask()
     study.tell(done, done.suggest_float("x", 0, 1))
-    cut = study.ask()  # left RUNNING, as by a killed sweep
+    cut = study.ask()  # left RUNNING, as by a killed sweep, after its job was pruned
     x = cut.suggest_float("x", 0, 1)
-    assert continue_study(storage, "s", n_trials=4) == (3, 2)
+    cut.set_user_attr(PRUNED_AT, 397)
+    assert continue_study(optuna.load_study(study_name="s", storage=storage), n_trials=4) == (3, 2)
     again = optuna.load_study(study_name="s", storage=storage)
     assert again.trials[1].state == TrialState.FAIL
-    assert again.ask().suggest_float("x", 0, 1) == x  # same parameters → same job folder → resume
+    trial = again.ask()
+    assert trial.suggest_float("x", 0, 1) == x  # same parameters → same job folder → resume
+    assert trial.user_attrs[PRUNED_AT] == 397  # a job found finished and pruned is told PRUNED again
 
 
 def test_an_optuna_search_interrupted_twice_completes_exactly_n_trials(tmp_path: Path) -> None:
@@ -190,8 +254,8 @@ def test_an_optuna_search_interrupted_twice_completes_exactly_n_trials(tmp_path:
 
     def sweep(n_trials: int, interrupt_after: int | None) -> None:
         """One run of the sweep: what a real one does with its study (ask, train, tell), cut after some trials."""
-        to_go, _ = continue_study(storage, "s", n_trials)
         study = optuna.load_study(study_name="s", storage=storage)
+        to_go, _ = continue_study(study, n_trials)
         for i in range(to_go):
             trial = study.ask()
             x = trial.suggest_float("x", 0, 1)
@@ -208,6 +272,35 @@ def test_an_optuna_search_interrupted_twice_completes_exactly_n_trials(tmp_path:
     assert states.count(TrialState.COMPLETE) == 5 and TrialState.RUNNING not in states
 
 
+@pytest.mark.slow
+def test_a_killed_optuna_sweep_continues_to_exactly_n_trials_and_the_killed_trial_resumes(workdir: Path) -> None:
+    sweep = workdir / "sweep"
+    args = ["train", "-m", "hydra/sweeper=optuna", "task=logreg", "seed=range(0,1000)", "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.n_trials=3", "trainer.max_epochs=120", "trainer.progress=plain",
+            "trainer.log_every_n_steps=1000", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "ptlab", *args], cwd=workdir, env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        second = wait_for(lambda: job_with(sweep, "sweep.trial=1") if sweep.is_dir() else None, 180, proc)
+        wait_for(lambda: second / "checkpoints" / "last.pt", 120, proc)
+        proc.kill()  # kill -9 in the middle of the second trial
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert [t.state.name for t in optuna_study(sweep, "logreg").trials] == ["COMPLETE", "RUNNING"]
+    assert not (second / "metrics.json").exists()
+
+    again = run_ptlab(*args, cwd=workdir, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "1 trials finished, 1 interrupted (asked again" in again.stderr + again.stdout
+    trials = optuna_study(sweep, "logreg").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]  # 3 complete in all
+    assert trials[2].params == trials[1].params and trials[3].params != trials[1].params
+    statuses = {r["job"]: r["status"] for r in summary(sweep)}
+    assert len(statuses) == 3 and statuses[second.name] == "resumed"
+    assert "resuming from" in (second / "train.log").read_text() and read_metrics(second)["epoch"] == 120
+
+
 @pytest.mark.parametrize("preset, task", [("cnn_optuna", "cnn"), ("transformer_optuna", "transformer")])
 def test_optuna_presets_search_keys_of_their_task(preset: str, task: str) -> None:
     from omegaconf import OmegaConf
@@ -221,8 +314,20 @@ def test_optuna_presets_search_keys_of_their_task(preset: str, task: str) -> Non
     validate(cfg)
     for key in node["hydra"]["sweeper"]["params"]:
         assert OmegaConf.select(cfg, key) is not None, key
-    direction = node["hydra"]["sweeper"]["direction"]
-    assert direction == {"min": "minimize", "max": "maximize"}[cfg.sweep.mode]
+    assert "direction" not in node["hydra"]["sweeper"]  # the study's direction is sweep.mode's
+    assert {"override /hydra/sweeper": "optuna"} in node["defaults"]
+
+
+def test_hydra_finds_ptlabs_optuna_sweeper() -> None:
+    """configs/hydra/sweeper/optuna.yaml names a class Hydra instantiates (in hydra_plugins, known to Plugins)."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    import ptlab.sweep  # noqa: F401 - registers it (an editable install hides it from Hydra's scan)
+
+    target = yaml.safe_load((CONFIG_DIR / "hydra" / "sweeper" / "optuna.yaml").read_text())["_target_"]
+    assert Plugins.is_in_toplevel_plugins_module(target)
+    assert issubclass(Plugins.instance().class_name_to_class[target], Sweeper)
 
 
 def test_slurm_launcher_defaults_render_a_requeueable_sbatch_script(tmp_path: Path, monkeypatch) -> None:

@@ -26,6 +26,10 @@ def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
     if main:
         summary_file = None if run_dir is None else run_dir / "model_summary.json"
         callbacks += [ModelSummary(summary_file), ConsoleLogger(settings.progress, checkpointing.monitor)]
+        if run.cfg.sweep.get("trial") is not None:  # a job of an Optuna sweep: report to its trial, maybe pruned
+            from ptlab.sweep.optuna_trial import ReportToTrial  # optuna: imported only for its trials
+
+            callbacks.append(ReportToTrial.of(run.cfg))
     if settings.early_stopping.patience:
         callbacks.append(EarlyStopping(settings.early_stopping.patience))
     if run_dir is not None:

@@ -10,7 +10,8 @@
 - When a launcher runs jobs side by side on one machine (joblib), each job gets
   its share of the CPU threads; under submitit, ``cpus_per_task`` of them.
 
-Each job leaves ``job.json`` ({"status": ..., "error": ...}) for the summary.
+Each job leaves ``job.json`` ({"status": ..., "error": ...}) for the summary; a job of an Optuna
+trial that the pruner stopped early says ``pruned``.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def run_sweep_job(cfg: DictConfig, hydra_cfg: DictConfig, run_dir: Path) -> floa
             log.exception("job failed")
         write_record(run_dir, "failed", str(err) if isinstance(err, PtlabError) else f"{type(err).__name__}: {err}")
         return math.nan
+    if cfg.sweep.get("trial") is not None:
+        from ptlab.sweep.optuna_trial import was_pruned
+
+        status = "pruned" if was_pruned(cfg) else status
     write_record(run_dir, status)
     return objective_value(metrics, cfg.sweep.objective)
 

@@ -26,7 +26,7 @@ from ptlab.overrides import all_keys, naming_keys, override_values
 from ptlab.sweep.job import RECORD, objective_value
 
 STATUS_STYLES = {"completed": "green", "resumed": "green", "skipped": "dim", "failed": "bold red",
-                 "interrupted": "yellow", "unfinished": "yellow"}
+                 "interrupted": "yellow", "unfinished": "yellow", "pruned": "magenta"}
 
 
 @dataclass
@@ -62,9 +62,11 @@ def read_jobs(sweep_dir: Path, objective: str) -> list[Job]:
 
 
 def ranked(jobs: list[Job], mode: str) -> list[Job]:
-    """Best objective first; jobs without one last."""
+    """Best objective first; then the jobs an Optuna pruner stopped early (their value is of a shorter run), best
+    first; jobs without an objective last."""
     sign = -1.0 if mode == "max" else 1.0
-    return sorted(jobs, key=lambda j: (j.objective is None, sign * j.objective if j.objective is not None else 0.0))
+    return sorted(jobs, key=lambda j: (j.objective is None, j.status == "pruned",
+                                       sign * j.objective if j.objective is not None else 0.0))
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:

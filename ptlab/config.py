@@ -75,6 +75,7 @@ class TrainerConfig:
     grad_clip: Optional[PositiveFloat] = None  # max global gradient norm; null: off
     log_every_n_steps: PositiveInt = 50
     val_every_n_epochs: PositiveInt = 1
+    val_every_n_steps: Optional[PositiveInt] = None  # validate every N optimizer steps instead of by epochs
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     compile: bool = False  # torch.compile the model
     progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a terminal, plain lines otherwise

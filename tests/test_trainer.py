@@ -71,6 +71,58 @@ def test_max_steps_and_validation_every_n_epochs() -> None:
     assert validations == [20]  # 13 steps per epoch: no third epoch; the final weights are still validated
 
 
+class ValidationSteps:
+    """Records the step of every validation (a callback)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def __getattr__(self, name):
+        return lambda *args: None
+
+    def on_validation_end(self, trainer, metrics, improved):
+        self.steps.append(trainer.state.step)
+
+
+def test_validation_every_n_steps_replaces_the_epochs_and_early_stopping_counts_those() -> None:
+    """logreg has 13 steps an epoch: every 5 steps is mid-epoch, and the epoch ends add none."""
+    record = ValidationSteps()
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=3", "trainer.val_every_n_steps=5"])
+    metrics = Trainer(ptlab.build(cfg), [record]).fit()
+    assert metrics["step"] == 39 and record.steps == [5, 10, 15, 20, 25, 30, 35, 39]  # 39: the final weights
+    record = ValidationSteps()
+    cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=30", "trainer.val_every_n_steps=4",
+                         "trainer.early_stopping.patience=2", "trainer.early_stopping.min_delta=100"])
+    metrics = Trainer(ptlab.build(cfg), [record, *ptlab_early_stopping(2)]).fit()
+    assert record.steps == [4, 8, 12] and metrics["step"] == 12 and metrics["epoch"] == 0
+
+
+def ptlab_early_stopping(patience: int) -> list:
+    from ptlab.engine.callbacks import EarlyStopping
+
+    return [EarlyStopping(patience)]
+
+
+def test_a_run_resumed_mid_epoch_neither_repeats_nor_skips_a_validation(tmp_path) -> None:
+    """Stopped by its budget at step 20 (mid-epoch, just validated), then resumed with a larger one."""
+    import csv
+
+    base = [*QUIET, "task=logreg", "trainer.max_epochs=3", "trainer.val_every_n_steps=5", "scheduler=constant"]
+    whole = tmp_path / "whole"
+    expected = ptlab.train(ptlab.compose(base), run_dir=whole)
+    parts = tmp_path / "parts"
+    ptlab.train(ptlab.compose([*base, "trainer.max_steps=20"]), run_dir=parts)
+    resumed = ptlab.train(ptlab.compose([*base, "resume=auto"]), run_dir=parts)
+
+    def val_steps(run_dir):
+        with (run_dir / "metrics.csv").open() as f:
+            return [int(row["step"]) for row in csv.DictReader(f) if row.get("val/loss")]
+
+    assert val_steps(whole) == [5, 10, 15, 20, 25, 30, 35, 39]
+    assert val_steps(parts) == val_steps(whole)
+    assert resumed["test/loss"] == expected["test/loss"] and resumed["val/loss"] == expected["val/loss"]
+
+
 def test_early_stopping_stops_and_reports_best() -> None:
     cfg = ptlab.compose([*QUIET, "task=logreg", "trainer.max_epochs=30", "trainer.early_stopping.patience=2",
                          "trainer.early_stopping.min_delta=100"])  # nothing counts as an improvement after the first

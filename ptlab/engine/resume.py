@@ -24,9 +24,9 @@ log = logging.getLogger("ptlab")
 # Keys a resumed run may change: they do not alter what was already computed.
 CHANGEABLE = (
     "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
-    "trainer.val_every_n_epochs", "trainer.early_stopping.", "checkpoint.every_n_steps", "checkpoint.keep_last",
-    "checkpoint.save", "sweep.", "trainer.skip_nonfinite", "trainer.detect_anomaly", "trainer.profile_steps",
-    "trainer.peak_flops", "logger",
+    "trainer.val_every_n_epochs", "trainer.val_every_n_steps", "trainer.early_stopping.", "checkpoint.every_n_steps",
+    "checkpoint.keep_last", "checkpoint.save", "sweep.", "trainer.skip_nonfinite", "trainer.detect_anomaly",
+    "trainer.profile_steps", "trainer.peak_flops", "logger",
 )
 
 

@@ -6,7 +6,7 @@
                 loss = ...                       # the task's formula
                 trainer.optimize("main", loss)   # (loss / window).backward(); at the end of an
                                                  # accumulation window: clip, step, zero_grad, schedule
-        validate every N epochs; keep the best weights by the monitored metric
+        validate every N epochs (or steps); keep the best weights by the monitored metric
     test with the best weights
 
 A GAN's objective calls ``optimize`` twice per batch ("discriminator", then
@@ -145,7 +145,8 @@ class Trainer:
                 self._stop_if_signalled()
                 if s.batch_in_epoch == batches_per_epoch:
                     s.epoch, s.batch_in_epoch = s.epoch + 1, 0
-                    if s.epoch % t.val_every_n_epochs == 0 or self._budget_spent():
+                    by_epochs = t.val_every_n_steps is None and s.epoch % t.val_every_n_epochs == 0
+                    if (by_epochs or self._budget_spent()) and s.validated_at_step != s.step:
                         self.validate()
                     self._emit("on_epoch_end")
         if s.validated_at_step != s.step:
@@ -185,10 +186,9 @@ class Trainer:
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """Backpropagate ``loss`` into optimizer ``name``'s parameters; step it when the window ends.
 
-        The loss is averaged over the batches of the accumulation window. With
-        several optimizers (a GAN), gradients flow only into the named
-        optimizer's parameters, so the generator's loss leaves no gradient in
-        the discriminator.
+        The loss is averaged over the batches of the accumulation window. With several optimizers (a GAN),
+        gradients flow only into the named optimizer's parameters: the generator's loss leaves none in the
+        discriminator.
         """
         if self._window > 1:
             loss = loss / self._window
@@ -252,6 +252,8 @@ class Trainer:
             self._skipped.clear()
         if s.step % self.settings.log_every_n_steps == 0:
             self._log_training()
+        if self.settings.val_every_n_steps and s.step % self.settings.val_every_n_steps == 0:
+            self.validate()  # before on_step_end: a step checkpoint then holds this validation, never repeated
         self._emit("on_step_end")
 
     def _log_training(self) -> None:

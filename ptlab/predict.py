@@ -1,9 +1,9 @@
 """``ptlab predict``: a checkpoint's predictions for new rows of a file, as new columns of that file.
 
-The checkpoint's data kind picks the reader (:data:`PREDICTORS`); tabular checkpoints (``data=csv``)
-are read so far. Their rows go through exactly the training preprocessing: the categories, fill
-values and standardization refitted on the checkpoint's training rows (which ``rebuild`` checks
-against the ones the checkpoint saved).
+The checkpoint's data kind picks the reader (:data:`PREDICTORS`): tabular checkpoints (``data=csv``),
+here, and text classifiers (:mod:`ptlab.predict_text`). Tabular rows go through exactly the training
+preprocessing: the categories, fill values and standardization refitted on the checkpoint's training
+rows (which ``rebuild`` checks against the ones the checkpoint saved).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -38,17 +38,46 @@ class Predictions:
         return text.getvalue()
 
 
-def predict(ckpt: str | Path, input: str | Path, device: Optional[str] = None) -> Predictions:
-    """The predictions of checkpoint ``ckpt`` for every row of file ``input``."""
+def predict(ckpt: str | Path, input: str | Path, device: Optional[str] = None,
+            column: Optional[str] = None) -> Predictions:
+    """The predictions of checkpoint ``ckpt`` for every row of file ``input`` (``column``: where a text
+    classifier reads the texts of a CSV)."""
+    from ptlab.data.text import LANGUAGE_MODEL
     from ptlab.engine.checkpoint import load_checkpoint
 
     config = load_checkpoint(ckpt)["config"]
     kind = data_kind(config)
-    if kind not in PREDICTORS:
-        raise ConfigError(f"ckpt: {ckpt} is a checkpoint of task={config.get('task', '?')} with "
-                          f"data={config['data'].get('name', '?')}; ptlab predict reads tabular checkpoints "
-                          "(trained with data=csv)")
-    return PREDICTORS[kind](ckpt, Path(input).expanduser(), device or "cpu")
+    task, data = config.get("task", "?"), config["data"].get("name", "?")
+    if kind == LANGUAGE_MODEL:
+        raise ConfigError(f"ckpt: {ckpt} is a language model (task={task} on data={data}): it writes text rather "
+                          f"than classifying it; use ptlab generate ckpt={ckpt} prompt=TEXT")
+    predictors = {"tabular": predict_table, "text_classification": predict_texts}
+    if kind not in predictors:
+        raise ConfigError(f"ckpt: {ckpt} is a checkpoint of task={task} with data={data}; ptlab predict reads "
+                          "tabular checkpoints (data=csv) and text classifiers (data=imdb, ag_news, csv_text)")
+    return predictors[kind](ckpt, Path(input).expanduser(), device or "cpu", column)
+
+
+def check_out(input: str | Path, out: str | Path) -> None:
+    """Refuse an ``out`` that is the ``input`` file: writing it would replace the rows the predictions are for."""
+    source = Path(input).expanduser()
+    if Path(out).expanduser().resolve() == source.resolve():
+        raise ConfigError(f"out: {out} is the input file, which ptlab predict does not overwrite; write to another "
+                          f"file, e.g. out={source.with_name(source.stem + '-predictions.csv')}")
+
+
+def added_columns(path: Path, header: list[str], classes: Optional[list[str]]) -> list[str]:
+    """The columns ptlab predict adds to ``header``: ``prediction``, then ``p_<class>`` for each class (if any)."""
+    new = ["prediction", *(f"p_{label}" for label in classes or ())]
+    taken = [column for column in new if column in header]
+    if taken:
+        raise ConfigError(f"input: {path} already has a column {taken[0]!r}, which ptlab predict writes; rename it")
+    return new
+
+
+def formatted(value: float | str) -> str:
+    """A cell of the written predictions: a label as it is, a number with 8 significant digits."""
+    return value if isinstance(value, str) else f"{value:.8g}"
 
 
 def data_kind(config: dict[str, Any]) -> Optional[str]:
@@ -60,9 +89,12 @@ def data_kind(config: dict[str, Any]) -> Optional[str]:
     return "tabular" if builder is csv_table else getattr(builder, "kind", None)
 
 
-def predict_table(ckpt: str | Path, path: Path, device: str) -> Predictions:
+def predict_table(ckpt: str | Path, path: Path, device: str, column: Optional[str]) -> Predictions:
     """Tabular checkpoints: ``path`` is a CSV with the training file's feature columns (others, the target among
     them, are ignored)."""
+    if column:
+        raise ConfigError("column: is for text classifiers; a tabular checkpoint reads its feature columns by their "
+                          "training names, so drop column=")
     from ptlab.api import rebuild
     from ptlab.data.table_preprocessing import Tally, check_numbers, shown_cell, summary
     from ptlab.data.tabular import csv_features, read_rows, table_of
@@ -76,10 +108,7 @@ def predict_table(ckpt: str | Path, path: Path, device: str) -> Predictions:
     if absent:
         raise ConfigError(f"input: {path} has no column {absent[0]!r}; the checkpoint expects the columns "
                           f"{', '.join(fitted.columns)}")
-    new = ["prediction", *(f"p_{label}" for label in features.classes or ())]
-    taken = [column for column in new if column in header]
-    if taken:
-        raise ConfigError(f"input: {path} already has a column {taken[0]!r}, which ptlab predict writes; rename it")
+    new = added_columns(path, header, features.classes)
     table = table_of(path, "input", header, body, fitted.columns, None)
     blank = table.missing()
     if fitted.missing != "mean" and blank.any():  # error: refused in training; drop: no row left to predict
@@ -105,8 +134,40 @@ def predict_table(ckpt: str | Path, path: Path, device: str) -> Predictions:
     else:
         info = run.data.info
         columns = [(z.reshape(len(z)).double() * info["target_std"] + info["target_mean"]).tolist()]
-    cells = [[value if isinstance(value, str) else f"{value:.8g}" for value in row] for row in zip(*columns)]
+    cells = [[formatted(value) for value in row] for row in zip(*columns)]
     return Predictions(header + new, [row + added for (_, row), added in zip(body, cells)])
 
 
-PREDICTORS: dict[str, Callable[[str | Path, Path, str], Predictions]] = {"tabular": predict_table}
+def predict_texts(ckpt: str | Path, path: Path, device: str, column: Optional[str]) -> Predictions:
+    """Text classifiers: ``path`` is a CSV whose ``column`` holds the texts (by default the checkpoint's
+    ``data.text``), or any other file, read as one text a line (blank lines are skipped)."""
+    from ptlab.data.files import read_text_file
+    from ptlab.data.tabular import read_rows
+    from ptlab.engine.checkpoint import load_checkpoint
+    from ptlab.predict_text import class_names, classify
+
+    payload = load_checkpoint(ckpt)
+    if path.suffix.lower() == ".csv":
+        header, body = read_rows(path, "input")
+        name = column or payload["config"]["data"].get("text")
+        if name is None:
+            raise ConfigError(f"column: required for a CSV input (this checkpoint's data names no text column); "
+                              f"pass column=NAME with one of its columns: {', '.join(header)}")
+        if name not in header:
+            raise ConfigError(f"{'column' if column else 'input'}: {path} has no column {name!r}; pass column=NAME "
+                              f"with one of its columns: {', '.join(header)}")
+        rows = [row for _, row in body]
+        texts = [row[header.index(name)] for row in rows]
+    else:
+        if column is not None:
+            raise ConfigError(f"column: {path} is read as plain text, one text a line; column= is for a .csv input")
+        texts = [line for line in read_text_file(path, "input").split("\n") if line.strip()]
+        if not texts:
+            raise ConfigError(f"input: {path} holds no text (every line is blank); give one text a line")
+        header, rows = ["text"], [[text] for text in texts]
+    classes = class_names(ckpt, payload)
+    new = added_columns(path, header, classes)
+    z = classify(payload, texts, device)
+    columns = [[classes[k] for k in z.argmax(-1).tolist()], *torch.softmax(z, -1).T.tolist()]
+    cells = [[formatted(value) for value in row] for row in zip(*columns)]
+    return Predictions(header + new, [row + added for row, added in zip(rows, cells)])

@@ -17,7 +17,7 @@ Tokenizers (char, word, bpe) are trained on the training split
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from ptlab.data.token_batches import PaddedTexts, TokenWindows
 from ptlab.data.tokenizers import BOS, PAD, TokenizerKind, encode, tokenizer_for
 from ptlab.errors import ConfigError
 from ptlab.formatting import number_first
+
+if TYPE_CHECKING:  # `tokenizers` itself is imported where it is used
+    from tokenizers import Tokenizer
 
 LANGUAGE_MODEL, TEXT_CLASSIFICATION = "language_model", "text_classification"
 
@@ -173,17 +176,25 @@ def labelled_data(name: str, splits: dict[str, Labelled], classes: Sequence[str]
         if unknown:
             raise ConfigError(f"{label_key}: labels {unknown[:5]} of the {split} split are not in the training "
                               "split; add them there")
-        sequences = [[BOS, *e.ids[:max_length - 1]] for e in tok.encode_batch(texts, add_special_tokens=False)]
-        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        tokens = np.full((len(sequences), lengths.max()), PAD, dtype=np.int64)
-        for row, sequence in enumerate(sequences):
-            tokens[row, :len(sequence)] = sequence
+        tokens, lengths = padded_ids(tok, texts, max_length)
         label_ids = torch.tensor([ids[label] for label in labels], dtype=torch.long)
         parts[split] = PaddedTexts(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths), label_ids.to(device),
                                    batch_size, split == "train", seed, bucket_by_length)
     info = {"vocab_size": tok.get_vocab_size(), "block_size": max_length, "num_classes": len(classes),
             "classes": classes}
-    return Data(parts["train"], parts["val"], parts["test"], info=info, tokenizer=tok.to_str())
+    return Data(parts["train"], parts["val"], parts["test"], info=info, tokenizer=tok.to_str(),
+                state={"classes": classes})  # checkpoints keep the class names: ptlab predict writes them
+
+
+def padded_ids(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids[N, L], lengths[N]) of ``texts`` as a classifier reads them, in training and in ``ptlab predict``: each
+    text is ``<bos>`` and at most ``max_length − 1`` tokens, padded with ``<pad>`` to the longest (L)."""
+    sequences = [[BOS, *e.ids[:max_length - 1]] for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    ids = np.full((len(sequences), lengths.max()), PAD, dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        ids[row, :len(sequence)] = sequence
+    return ids, lengths
 
 
 def _carve(texts: list[str], labels: list[str], fractions: dict[str, float], split_seed: int) -> dict[str, Labelled]:
@@ -250,7 +261,7 @@ def ag_news(
                          trained_tokenizer, target_kind, device, seed)
     classes = data.info["classes"]
     if all(c.isdigit() and 1 <= int(c) <= len(names) for c in classes):  # classes.txt names classes 1..K in order
-        data.info["classes"] = [names[int(c) - 1].strip() for c in classes]
+        data.info["classes"] = data.state["classes"] = [names[int(c) - 1].strip() for c in classes]
     return data
 
 

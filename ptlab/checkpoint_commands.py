@@ -1,4 +1,4 @@
-"""The commands that read a checkpoint: ``eval``, ``generate``, ``recommend``, ``predict``.
+"""The commands that read a checkpoint: ``eval``, ``generate``, ``recommend``, ``predict``, ``export``.
 
 Each parses its ``key=value`` arguments (:func:`key_values`), calls the function of
 ptlab that does the work and prints or writes the result; a bad argument is a
@@ -119,19 +119,42 @@ def recommend_command(args: list[str]) -> int:
 
 
 def predict_command(args: list[str]) -> int:
-    """``ptlab predict ckpt=PATH input=FILE out=FILE [device=cpu]``: the input file with the predictions added."""
+    """``ptlab predict ckpt=PATH input=FILE out=FILE [column=NAME] [device=cpu]``: the input with predictions added."""
     from ptlab.atomic import write_text
-    from ptlab.predict import predict
+    from ptlab.predict import check_out, predict
 
-    options = key_values(args, {"ckpt": None, "input": None, "out": None, "device": "cpu"})
+    options = key_values(args, {"ckpt": None, "input": None, "out": None, "column": None, "device": "cpu"})
     for key in ("ckpt", "input", "out"):
         if not options[key]:
             raise PtlabError(f"{key}: required; e.g. ptlab predict ckpt=RUN_DIR/checkpoints/best.pt input=new.csv "
                              "out=predictions.csv")
-    predictions = predict(options["ckpt"], options["input"], options["device"])
+    check_out(options["input"], options["out"])
+    predictions = predict(options["ckpt"], options["input"], options["device"], options["column"])
     out = Path(options["out"]).expanduser()
     write_text(out, predictions.to_csv())
     print(f"{len(predictions.rows)} predictions written to {out}")
+    return 0
+
+
+def export_command(args: list[str]) -> int:
+    """``ptlab export ckpt=PATH format=pt2|onnx [out=FILE]``: the model as a program, export.json beside it."""
+    from ptlab.export import export_checkpoint
+
+    options = key_values(args, {"ckpt": None, "format": None, "out": None})
+    for key in ("ckpt", "format"):
+        if not options[key]:
+            raise PtlabError(f"{key}: required; e.g. ptlab export ckpt=RUN_DIR/checkpoints/best.pt format=onnx")
+    exported = export_checkpoint(options["ckpt"], options["format"], options["out"])
+    manifest, check = exported.manifest, exported.manifest["check"]
+    print(f"{manifest['exported']} ({manifest['model']}) exported to {exported.path}")
+    for role, specs in (("input", manifest["inputs"]), ("output", manifest["outputs"])):
+        for spec in specs:
+            print(f"  {role:<6} {spec['name']:<8} {spec['dtype']:<8} [{', '.join(map(str, spec['shape']))}]")
+    runner = "onnxruntime" if manifest["format"] == "onnx" else "torch.export.load"
+    lengths = f" (lengths {' and '.join(map(str, check['sequence_lengths']))})" if "sequence_lengths" in check else ""
+    print(f"  {runner} vs eager PyTorch: max |difference| {check['max_abs_diff']:.3g} at batch sizes "
+          f"{' and '.join(map(str, check['batch_sizes']))}{lengths} (bound {check['bound']:.3g})")
+    print(f"  {', '.join(['export.json', *(['tokenizer.json'] if 'tokenizer' in manifest else [])])} written beside it")
     return 0
 
 

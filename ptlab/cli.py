@@ -32,8 +32,11 @@ commands:
                       text from a language-model checkpoint (task=rnn, transformer; same seed, same text)
   recommend ckpt=PATH user=ID [k=10] [format=table|json] [device=cpu]
                       a recommender's top-k items for one user (task=recsys), without those the user has
-  predict ckpt=PATH input=FILE out=FILE [device=cpu]
-                      a tabular checkpoint's (data=csv) predictions for the rows of a CSV, as new columns
+  predict ckpt=PATH input=FILE out=FILE [column=NAME] [device=cpu]
+                      a data=csv or text classifier's predictions: new columns of a CSV, or a .txt's lines
+  export ckpt=PATH format=pt2|onnx [out=FILE]
+                      the model (a GAN's generator) as a torch.export or ONNX program with a dynamic batch,
+                      checked against PyTorch; export.json (and tokenizer.json for text) beside it
   lr-find [task=NAME] [lr_find.min_lr=1e-7] [lr_find.max_lr=10] [lr_find.steps=200] [key=value ...]
                       learning-rate range test: a suggested lr, lr_find.png and lr_find.csv
   report RUN_DIR [RUN_DIR ...] [out=DIR]
@@ -44,7 +47,7 @@ examples: ptlab train task=logreg optimizer.lr=0.1
           ptlab train -m task=logreg seed=0,1,2
 """
 
-COMMANDS = ("train", "eval", "list", "generate", "recommend", "predict", "lr-find", "report")
+COMMANDS = ("train", "eval", "list", "generate", "recommend", "predict", "export", "lr-find", "report")
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version")
 
 
@@ -65,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"train": train_command, "eval": checkpoints.eval_command, "list": list_command,
                 "generate": checkpoints.generate_command, "recommend": checkpoints.recommend_command,
-                "predict": checkpoints.predict_command, "lr-find": lr_find_command, "report": report_command}
+                "predict": checkpoints.predict_command, "export": checkpoints.export_command,
+                "lr-find": lr_find_command, "report": report_command}
     try:
         if command in handlers:
             return handlers[command](rest)

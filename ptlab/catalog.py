@@ -97,6 +97,8 @@ _BUILTINS = [
     (LOGGERS, {
         "tensorboard": "ptlab.logging.tensorboard:TensorBoardLogger",
         "csv": "ptlab.logging.csv_logger:CSVLogger",
+        "mlflow": "ptlab.logging.mlflow_logger:MLflowLogger",
+        "wandb": "ptlab.logging.wandb_logger:WandbLogger",
     }),
 ]
 

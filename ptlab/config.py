@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, Union
 
 from ptlab.errors import ConfigError
+from ptlab.optional import check_installed
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ def check_call(key: str, node: Mapping[str, Any], fn: Any, kwargs: Mapping[str, 
             continue
         if p.default is p.empty and name not in kwargs:
             raise ConfigError(f"{key}.{name}: required; add {key}.{name}=VALUE to the command line")
+    check_installed(key, fn)  # the optional packages the entry imports lazily (ptlab.optional)
 
 
 def check_value(key: str, value: Any, hint: Any) -> None:

@@ -52,7 +52,8 @@ def test_a_logger_key_or_option_that_does_not_exist_is_one_line(tmp_path: Path) 
     proc = run_ptlab("train", "task=logreg", "logger=[csv,mlfow]", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "ptlab: error: logger: unknown option 'mlfow'. Valid options: csv, tensorboard."]
+        "ptlab: error: logger: unknown option 'mlfow'. Did you mean 'mlflow'? Valid options: csv, mlflow, tensorboard, "
+        "wandb."]
     assert not (tmp_path / "run").exists()
 
 

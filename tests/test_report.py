@@ -151,7 +151,7 @@ def test_a_sweep_is_judged_by_its_sweep_objective_and_mode(sweep: Path, tmp_path
     for job in sweep_jobs(copy):
         config_file = job / ".hydra" / "config.yaml"
         config = yaml.safe_load(config_file.read_text())
-    assert {k: config["sweep"][k] for k in ("objective", "mode")} == {"objective": "${checkpoint.monitor}", "mode": "${checkpoint.mode}"}
+        assert {k: config["sweep"][k] for k in ("objective", "mode")} == {"objective": "${checkpoint.monitor}", "mode": "${checkpoint.mode}"}
         config["sweep"] = {"objective": "val/acc", "mode": "max"}
         config_file.write_text(yaml.safe_dump(config))
     text = write_report([copy], tmp_path / "out").read_text()

@@ -8,9 +8,11 @@ STAMP   := $(VENV)/.ptlab-installed
 
 setup: $(STAMP)
 
+# --no-compile: pip would byte-compile every file of torch's 5 GB (about a minute); Python compiles the
+# modules a run imports on their first import instead, once.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 # Train the default task offline; pass extra overrides with ARGS="task=logreg seed=1".

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, read_metrics, run_ptlab, subprocess_env, tensorboard_hparams, tensorboard_scalars
+from conftest import TINY, read_metrics, run_ptlab, subprocess_env, tensorboard_hparams, tensorboard_scalars, train_here
 
 
 def test_help_and_list_do_not_import_heavy_modules(workdir: Path) -> None:
@@ -135,8 +135,7 @@ def test_bad_input_is_one_message_and_exit_2(workdir: Path, overrides: list[str]
 
 def test_eval_reproduces_test_metrics_and_rejects_missing_checkpoint(workdir: Path) -> None:
     run_dir = workdir / "run"
-    run_ptlab("train", "task=logreg", "trainer.max_epochs=3", "trainer.progress=plain", f"hydra.run.dir={run_dir}",
-              cwd=workdir, check=True)
+    train_here("task=logreg", "trainer.max_epochs=3", run_dir=run_dir)
     proc = run_ptlab("eval", f"ckpt={run_dir}/checkpoints/best.pt", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     evaluated = read_metrics_file(run_dir / "eval_test.json")
@@ -225,10 +224,7 @@ def test_a_refused_run_in_the_default_folder_leaves_no_empty_folders(workdir: Pa
 
 def test_eval_refuses_data_other_than_the_checkpoint_was_trained_on(workdir: Path) -> None:
     run_dir = workdir / "run"
-    run_ptlab("train", "task=linreg", "trainer.max_epochs=1", "trainer.progress=plain", f"hydra.run.dir={run_dir}",
-              cwd=workdir, check=True)
-    same = run_ptlab("eval", f"ckpt={run_dir}/checkpoints/best.pt", cwd=workdir)
-    assert same.returncode == 0, same.stderr
+    train_here("task=linreg", "trainer.max_epochs=1", run_dir=run_dir)
     other = run_ptlab("eval", f"ckpt={run_dir}/checkpoints/best.pt", "data.split_seed=7", cwd=workdir)
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "data.split_seed=7: the data no longer matches the one the checkpoint was trained on (target_mean" in other.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, read_metrics, run_ptlab
+from conftest import TINY, read_metrics, run_ptlab, train_here
 from ptlab.data.loaders import Data
 from ptlab.data.tabular import breast_cancer, csv_table, diabetes
 from ptlab.errors import ConfigError
@@ -240,10 +240,8 @@ def test_regression_metrics_are_in_the_units_of_the_target(tmp_path: Path) -> No
     paths = {name: write_csv(tmp_path / f"{name}.csv", ["x1", "x2", "price"], rows.tolist())
              for name, rows in parts.items()}
     run_dir = tmp_path / "run"
-    proc = run_ptlab("train", "task=linreg", "data=csv", *(f"data.{name}_path={path}" for name, path in paths.items()),
-                     "data.target=price", "trainer.progress=plain", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    metrics = read_metrics(run_dir)
+    metrics = train_here("task=linreg", "data=csv", *(f"data.{name}_path={path}" for name, path in paths.items()),
+                         "data.target=price", run_dir=run_dir)
 
     # By hand: standardize with the training rows, apply best.pt's w and b, undo the target's standardization.
     train_x, train_y = parts["train"][:, :2], parts["train"][:, 2]

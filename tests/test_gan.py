@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import ptlab
-from conftest import read_metrics, run_ptlab, tensorboard_scalars
+from conftest import read_metrics, run_ptlab, tensorboard_scalars, train_here
 from ptlab.models.gan import DCGAN, MLPGAN, upsamplings
 from ptlab.objectives.fid import fid, real_images
 
@@ -63,19 +63,21 @@ def test_generation_data_is_scaled_to_the_tanh_range() -> None:
 
 def test_generate_is_deterministic_per_seed(gan_run: Path, tmp_path: Path) -> None:
     ckpt = gan_run / "checkpoints" / "best.pt"
-    outs = []
-    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        out = tmp_path / f"{name}.png"
-        proc = run_ptlab("generate", f"ckpt={ckpt}", "n=16", f"out={out}", f"seed={seed}", cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        outs.append(out.read_bytes())
-    assert outs[0] == outs[1] and outs[0] != outs[2]
-    assert Image.open(tmp_path / "a.png").size == (37, 37)  # 16 samples in 4 columns
+    from ptlab.generation import generate_images
+    from ptlab.logging.samples import save_grid
+
+    proc = run_ptlab("generate", f"ckpt={ckpt}", "n=16", f"out={tmp_path / 'cli.png'}", "seed=1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "cli.png").size == (37, 37)  # 16 samples in 4 columns
+    for name, seed in (("again", 1), ("other", 2)):  # what the command draws, drawn here again
+        save_grid(generate_images(ckpt, n=16, seed=seed), tmp_path / f"{name}.png")
+    drawn = [(tmp_path / f"{name}.png").read_bytes() for name in ("cli", "again", "other")]
+    assert drawn[0] == drawn[1] and drawn[0] != drawn[2]
 
 
 def test_generate_refuses_a_classifier_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_ptlab("train", "task=logreg", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path, check=True)
+    train_here("task=logreg", "trainer.max_epochs=1", run_dir=run_dir)
     proc = run_ptlab("generate", f"ckpt={run_dir}/checkpoints/last.pt", cwd=tmp_path)
     assert proc.returncode == 2 and "needs a GAN" in proc.stderr and "Traceback" not in proc.stderr
 

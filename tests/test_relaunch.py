@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ptlab
-from conftest import computed, read_metrics, run_ptlab
+from conftest import computed, read_metrics, run_ptlab, train_here
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.trainer import Trainer
 
@@ -171,7 +171,7 @@ def test_raising_the_budget_of_an_ended_schedule_keeps_its_final_rate() -> None:
 def test_a_damaged_last_with_default_settings_resumes_from_previous_and_deletes_nothing(workdir: Path) -> None:
     run_dir = workdir / "run"
     args = [*LOGREG, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"]
-    run_ptlab("train", *args, cwd=workdir, check=True)
+    train_here(*args[:-1], run_dir=run_dir)
     folder = run_dir / "checkpoints"
     assert {p.name for p in folder.glob("*.pt")} == {"last.pt", "previous.pt", "best.pt"}
     assert torch.load(folder / "previous.pt", weights_only=True)["loop"]["step"] == 13

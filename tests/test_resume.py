@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import computed, read_metrics, run_ptlab, subprocess_env
+from conftest import computed, read_metrics, run_ptlab, subprocess_env, train_here
 from ptlab.atomic import read_json
 
 # Budgets that take a few seconds with a checkpoint every step, so a kill lands mid-run.
@@ -139,16 +139,23 @@ def test_resume_auto_starts_fresh_when_there_is_nothing(workdir: Path) -> None:
     assert "starting fresh" in (run_dir / "train.log").read_text()
 
 
+SHORT = ["task=logreg", "trainer.max_epochs=2", "checkpoint.every_n_steps=5", "checkpoint.keep_last=2",
+         "trainer.progress=plain"]
+
+
 def short_run(workdir: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run_ptlab("train", "task=logreg", "trainer.max_epochs=2", "checkpoint.every_n_steps=5",
-                     "checkpoint.keep_last=2", "trainer.progress=plain", f"hydra.run.dir={run_dir}", *extra,
-                     cwd=workdir)
+    return run_ptlab("train", *SHORT, f"hydra.run.dir={run_dir}", *extra, cwd=workdir)
+
+
+def first_run(run_dir: Path) -> None:
+    """The run a test then relaunches: trained in this process (the relaunch is the command under test)."""
+    train_here(*SHORT, run_dir=run_dir)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "random_bytes"])
 def test_damaged_last_falls_back_to_newest_valid(workdir: Path, damage: str) -> None:
     run_dir = workdir / "run"
-    assert short_run(workdir, run_dir).returncode == 0
+    first_run(run_dir)
     folder = run_dir / "checkpoints"
     assert sorted(p.name for p in folder.glob("step-*.pt")) == ["step-00000025.pt", "step-00000026.pt"]
     last = folder / "last.pt"
@@ -168,7 +175,7 @@ def test_damaged_last_falls_back_to_newest_valid(workdir: Path, damage: str) -> 
 
 def test_no_valid_checkpoint_is_an_error_and_nothing_is_deleted(workdir: Path) -> None:
     run_dir = workdir / "run"
-    assert short_run(workdir, run_dir).returncode == 0
+    first_run(run_dir)
     folder = run_dir / "checkpoints"
     for path in [folder / "last.pt", *folder.glob("step-*.pt")]:
         path.unlink()
@@ -181,7 +188,7 @@ def test_no_valid_checkpoint_is_an_error_and_nothing_is_deleted(workdir: Path) -
 
 def test_resume_reports_changes_and_refuses_the_ones_it_cannot_honour(workdir: Path) -> None:
     run_dir = workdir / "run"
-    assert short_run(workdir, run_dir).returncode == 0
+    first_run(run_dir)
     refused = short_run(workdir, run_dir, "resume=auto", "seed=3", "optimizer.lr=0.5")
     assert refused.returncode == 2
     assert "optimizer.lr 0.1 → 0.5" in refused.stderr and "seed 0 → 3" in refused.stderr

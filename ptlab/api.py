@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from ptlab.data.loaders import Data
+    from ptlab.engine.callbacks import Callback
     from ptlab.objectives.base import Objective
 
 log = logging.getLogger("ptlab")
@@ -141,8 +142,10 @@ def build(cfg: DictConfig, trained_tokenizer: str | None = None) -> Run:
     return Run(cfg, device, objective, data, model, optimizers, schedulers, metric_fns, frozen_modules, world)
 
 
-def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: str | Path | None = None, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train as ``ptlab train`` would; with ``run_dir`` also write checkpoints, TensorBoard and metrics.json.
+
+    ``callbacks``: your own (ptlab.engine.callbacks.Callback), run after those of the config's ``callbacks:``.
 
     SIGTERM/SIGINT are caught from here to the end (see ptlab.engine.signals). A
     relaunch of a finished run (``resume=auto``) trains no further: it prints the
@@ -160,7 +163,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         run = build(cfg)
         if signals.received:  # nothing trained yet: nothing to save
             raise TrainingInterrupted(signals.received)
-        trainer = Trainer(run, callbacks_for_run(run, None if run_dir is None else Path(run_dir)), signals)
+        trainer = Trainer(run, callbacks_for_run(run, None if run_dir is None else Path(run_dir), callbacks),
+                          signals)
         if cfg.resume is not None:
             from ptlab.engine.resume import resume_payload
 
@@ -231,7 +235,7 @@ def rebuild(ckpt: str | Path, overrides: Sequence[str] = (), device: str | None 
         raise ConfigError(f"{' '.join(overrides) or 'data'}: the data no longer matches the one the checkpoint was "
                           f"trained on ({', '.join(changed)}); change only the evaluated split (e.g. data.test_path)")
     try:
-        run.model.load_state_dict(payload["model"])
+        run.model.load_state_dict((payload.get("ema") or {}).get("weights") or payload["model"])  # what validation used
     except RuntimeError as err:
         raise ConfigError(f"ckpt: weights do not fit the model the saved config builds ({str(err).splitlines()[0]})") from None
     return payload, run

@@ -68,6 +68,11 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class EmaConfig:
+    decay: Optional[Fraction] = None  # w̄ ← d·w̄ + (1 − d)·w every step (ptlab.engine.weight_average); null: off
+
+
+@dataclass
 class TrainerConfig:
     max_epochs: PositiveInt = 10
     max_steps: Optional[PositiveInt] = None  # optimizer steps; null: no limit
@@ -78,6 +83,7 @@ class TrainerConfig:
     val_every_n_epochs: PositiveInt = 1
     val_every_n_steps: Optional[PositiveInt] = None  # validate every N optimizer steps instead of by epochs
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)  # an average of the weights for validation, test, best.pt
     compile: bool = False  # torch.compile the model
     progress: Literal["auto", "bar", "plain"] = "auto"  # auto: a bar on a terminal, plain lines otherwise
     # debugging (configs/debug/ combines these into one-word presets)
@@ -166,6 +172,7 @@ def trainer_settings(cfg: Mapping[str, Any]) -> TrainerConfig:
     values = OmegaConf.to_container(cfg.trainer, resolve=True)
     values["precision"] = str(values["precision"])
     values["early_stopping"] = EarlyStoppingConfig(**values["early_stopping"])
+    values["ema"] = EmaConfig(**values["ema"])
     settings = TrainerConfig(**values)
     if settings.overfit_batches and (settings.limit_train_batches or settings.limit_val_batches):
         raise ConfigError("trainer.overfit_batches: it trains and validates on its own fixed batches; drop "
@@ -203,8 +210,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True) if OmegaConf.is_config(cfg) else dict(cfg)
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: required; add {err.full_key}=VALUE to the command line") from None
-    fixed = {k: v for k, v in plain.items() if k not in REGISTRY_SECTIONS and k not in ("hydra", "logger")}
+    fixed = {k: v for k, v in plain.items() if k not in REGISTRY_SECTIONS and k not in ("hydra", "logger", "callbacks")}
     check_dataclass("", fixed, RootConfig)
+    from ptlab.engine.user_callbacks import callback_entries
+
+    for key, cls, kwargs in callback_entries(plain.get("callbacks")):  # each takes its keys: not built here
+        check_call(key, {"_target_": f"{cls.__module__}.{cls.__qualname__}"}, cls, kwargs, injected=frozenset())
     for name, node in (plain.get("logger") or {}).items():  # logger=[tensorboard,csv]: one entry per logger
         logger = {"name": name, **(node or {})}
         check_call(f"logger.{name}", logger, *catalog.LOGGERS.resolve(logger, f"logger.{name}"),

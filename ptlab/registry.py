@@ -191,7 +191,10 @@ def import_target(dotted: str, key: str) -> Callable[..., Any]:
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"{key}: cannot import {dotted!r} ({err}); give a dotted path such as mypkg.models.MyNet") from None
+        hint = (" (a module of your own: install it, or put its folder on PYTHONPATH, e.g. PYTHONPATH=.)"
+                if isinstance(err, ModuleNotFoundError) else "")
+        raise ConfigError(f"{key}: cannot import {dotted!r} ({err}); give a dotted path such as mypkg.models.MyNet"
+                          f"{hint}") from None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -1,6 +1,8 @@
 """Run by tests/test_distributed.py under torchrun: train, then compare every rank's weights (not a test module).
 
     torchrun --nproc_per_node=2 tests/ddp_probe.py task=gan trainer.max_steps=6
+
+The weights compared include the weight average's when trainer.ema.decay is set.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ def main(overrides: list[str]) -> None:
     world = world_from_env()
     join(world, "cpu")
     run = ptlab.build(ptlab.compose(overrides))
-    metrics = Trainer(run, []).fit()
-    weights = torch.cat([t.detach().float().flatten() for t in run.model.state_dict().values()])
+    trainer = Trainer(run, [])
+    metrics = trainer.fit()
+    state = [*run.model.state_dict().values(), *(trainer.ema.weights.values() if trainer.ema else [])]  # EMA too
+    weights = torch.cat([t.detach().float().flatten() for t in state])
     everyone = [torch.zeros_like(weights) for _ in range(world.size)]
     dist.all_gather(everyone, weights)
     if world.is_main:

@@ -19,7 +19,7 @@ from ptlab.engine.checkpoint import (
 )
 
 KEYS = {"format_version", "ptlab_version", "torch_version", "config", "data_info", "tokenizer", "data_state", "model",
-        "optimizers", "schedulers", "scaler", "rng", "loop", "logs", "best"}
+        "optimizers", "schedulers", "scaler", "rng", "loop", "logs", "best", "callbacks"}
 
 
 @pytest.fixture(scope="module")

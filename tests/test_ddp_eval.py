@@ -15,7 +15,7 @@ from test_distributed import torchrun
 def test_ddp_validation_of_a_batchnorm_model_is_the_evaluation_of_best_pt(workdir: Path) -> None:
     run_dir = workdir / "run"
     # simple_cnn has BatchNorm: each rank's running statistics come from its own shard of the data.
-    proc = torchrun("task=cnn", "trainer.max_epochs=1", "trainer.progress=plain", "device=cpu",
+    proc = torchrun("task=cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=8", "trainer.progress=plain", "device=cpu",
                     f"hydra.run.dir={run_dir}", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     trained = read_metrics(run_dir)

@@ -78,7 +78,8 @@ def test_two_processes_train_the_same_weights_as_one(workdir: Path, task: str, b
 
 @pytest.mark.slow
 def test_resume_with_the_same_and_another_number_of_processes(workdir: Path) -> None:
-    common = ["task=cnn", "data.batch_size=32", "model.channels=[8,16]", "scheduler=constant", "trainer.progress=plain"]
+    common = ["task=cnn", "data.batch_size=32", "model.channels=[8,16]", "scheduler=constant", "trainer.progress=plain",
+              "trainer.limit_train_batches=6"]
     reference, stopped = workdir / "reference", workdir / "stopped"
     assert torchrun(*common, "trainer.max_epochs=2", f"hydra.run.dir={reference}", cwd=workdir).returncode == 0
     assert torchrun(*common, "trainer.max_epochs=1", f"hydra.run.dir={stopped}", cwd=workdir).returncode == 0
@@ -125,14 +126,16 @@ def test_batch_size_must_split_across_processes(workdir: Path) -> None:
 def test_gan_trains_under_torchrun_with_the_same_weights_on_every_rank(workdir: Path) -> None:
     """Two optimizers: each one's gradients are averaged over ranks before it steps; evaluation uses rank 0's
     BatchNorm statistics everywhere; a resumed run continues exactly."""
-    budget = ["task=gan", "trainer.max_epochs=1", "trainer.max_steps=6", "trainer.progress=plain"]
+    budget = ["task=gan", "trainer.max_epochs=1", "trainer.max_steps=6", "trainer.progress=plain",
+              "trainer.ema.decay=0.9"]  # the average too is the same on every rank
     probe = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                             "--master_addr=127.0.0.1", f"--master_port={free_port()}",
                             str(Path(__file__).with_name("ddp_probe.py")), *budget],
                            cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert "identical on all ranks: True; step 6" in probe.stdout
-    common = ["task=gan", "scheduler=constant", "trainer.progress=plain"]
+    common = ["task=gan", "scheduler=constant", "trainer.progress=plain", "trainer.limit_train_batches=4",
+              "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
     reference, stopped = workdir / "reference", workdir / "stopped"
     for run_dir, extra in ((reference, ["trainer.max_epochs=2"]), (stopped, ["trainer.max_epochs=1"]),
                            (stopped, ["trainer.max_epochs=2", "resume=auto"])):

@@ -20,7 +20,7 @@ TASKS = {
     "linreg": ["task=linreg", "trainer.max_epochs=12"],
     "logreg": ["task=logreg", "trainer.max_epochs=8", "data.batch_size=16"],
     "cnn": ["task=cnn", "trainer.max_epochs=2", "data.batch_size=32", "scheduler.warmup_steps=5"],
-    "gan": ["task=gan", "trainer.max_epochs=2", "model.width=16"],
+    "gan": ["task=gan", "trainer.max_epochs=2", "model.width=16", "trainer.ema.decay=0.9"],  # the average resumes too
     # 26 steps per epoch: the run crosses an epoch boundary (a new window phase and order) and validates.
     "rnn": ["task=rnn", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512", "model.hidden_size=32",
             "model.embedding_dim=16", "model.dropout=0.1"],

@@ -15,8 +15,12 @@ Format (``format_version`` 1), a dict of plain Python values and CPU tensors:
     loop         {"epoch", "step", "batch_in_epoch", "train_seconds", "samples"}
     logs         {key: [sum, count]} of the logging interval the checkpoint fell in (per rank under torchrun)
     best         {"value", "epoch", "step", "metrics", "validations_since"}
+    callbacks    {key: state_dict()} of the callbacks that keep state (ptlab.engine.trainer_state)
+    ema          with trainer.ema.decay: {"updates", "weights"} of the weight average (last.pt only)
 
-``best.pt`` carries the same keys with the best model and empty optimizer state.
+``best.pt`` carries the same keys with the best model and empty optimizer state (and callback
+state); with trainer.ema.decay its ``model`` is the average and ``model_without_ema`` the raw
+weights of the same step.
 """
 
 from __future__ import annotations

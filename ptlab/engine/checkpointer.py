@@ -180,6 +180,7 @@ class Checkpointer(Callback):
         self._last_is_valid = True
         self._prune()
         trainer.last_checkpoint = (last, step)
+        trainer.checkpoint_saved(last)
 
     def _set_aside_damaged(self, last: Path) -> None:
         """A last.pt this run did not find valid is kept under another name, not rotated or overwritten."""
@@ -211,6 +212,7 @@ class Checkpointer(Callback):
                 best = self.folder / "best.pt"
                 save_atomic(payload, best)
                 self.manifest.record(best, trainer.state.step)
+                trainer.checkpoint_saved(best)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         self.save_last(trainer)

@@ -26,7 +26,7 @@ CHANGEABLE = (
     "resume", "device", "trainer.max_epochs", "trainer.max_steps", "trainer.log_every_n_steps", "trainer.progress",
     "trainer.val_every_n_epochs", "trainer.val_every_n_steps", "trainer.early_stopping.", "checkpoint.every_n_steps",
     "checkpoint.keep_last", "checkpoint.save", "sweep.", "trainer.skip_nonfinite", "trainer.detect_anomaly",
-    "trainer.profile_steps", "trainer.peak_flops", "logger",
+    "trainer.profile_steps", "trainer.peak_flops", "logger", "callbacks",  # a callback new to the run starts afresh
 )
 
 
@@ -91,11 +91,13 @@ def _check_ranks_agree(found: tuple[dict[str, Any], Path] | None, error: Excepti
 
 
 def best_weights(folder: Path) -> dict | None:
+    """best.pt's weights: {"model"} and, with trainer.ema.decay, {"model_without_ema"}; None without a usable best.pt."""
     best = folder / "best.pt"
     if not best.exists():
         return None
     try:
-        return load_verified(best, Manifest(folder))["model"]
+        saved = load_verified(best, Manifest(folder))
+        return {key: saved[key] for key in ("model", "model_without_ema") if key in saved}
     except CheckpointError as err:
         log.warning("best.pt cannot be used (%s); the best weights will be those of the next improvement", err)
         return None

@@ -4,7 +4,7 @@ metrics.csv, ...), metrics.json, the objective's own (sample grids) and the prof
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ptlab.atomic import write_text
 from ptlab.config import checkpoint_settings, trainer_settings
@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from ptlab.api import Run
 
 
-def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
-    """The callbacks the run's config asks for; files only with a run directory, and only rank 0 writes."""
+def callbacks_for_run(run: Run, run_dir: Path | None, extra: Sequence[Callback] = ()) -> list[Callback]:
+    """The callbacks the run's config asks for, then the user's (``callbacks:`` and ``extra``, before the
+    checkpointer); files only with a run directory, and only rank 0 writes."""
+    from ptlab.engine.user_callbacks import build_callbacks
+
     settings, checkpointing = trainer_settings(run.cfg), checkpoint_settings(run.cfg)
     main = run.world.is_main  # under torchrun only rank 0 writes; every rank takes part in checkpointing
     callbacks: list = []
@@ -37,6 +40,8 @@ def callbacks_for_run(run: Run, run_dir: Path | None) -> list[Callback]:
             write_text(run_dir / "tokenizer.json", run.data.tokenizer)
         if main:  # before the checkpointer: a step is logged before a checkpoint can hold it (resume drops the rest)
             callbacks += loggers(run.cfg, run_dir)
+    callbacks += build_callbacks(run.cfg.get("callbacks"), extra)  # their state then is that of the saved step
+    if run_dir is not None:
         if checkpointing.save:
             callbacks.append(Checkpointer(run_dir / "checkpoints", checkpointing, write=main))
         if main:

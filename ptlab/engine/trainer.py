@@ -38,7 +38,6 @@ import math
 import signal
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager
 
@@ -48,7 +47,7 @@ from ptlab.config import checkpoint_settings, trainer_settings
 from ptlab.engine import nonfinite
 from ptlab.engine.anomaly import nan_detection
 from ptlab.engine.callbacks import Callback
-from ptlab.engine.checkpoint import clean_state_dict, payload, per_rank, rank_state, rng_state, set_rng_state, to_cpu
+from ptlab.engine.checkpoint import clean_state_dict
 from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training
 from ptlab.engine.evaluation import evaluate
 from ptlab.engine.loop_state import BestMetric, LoopState
@@ -57,6 +56,8 @@ from ptlab.engine.precision import Precision
 from ptlab.engine.signals import StopSignals
 from ptlab.engine.step_logs import StepLogs
 from ptlab.engine.throughput import Throughput, count_flops, peak_flops
+from ptlab.engine.trainer_state import TrainerState, callback_states
+from ptlab.engine.weight_average import WeightAverage
 
 if TYPE_CHECKING:
     from ptlab.api import Run
@@ -72,8 +73,11 @@ class TrainingInterrupted(Exception):
         self.exit_code = 128 + signum
 
 
-class Trainer:
-    """Trains ``run.model`` on ``run.data`` with ``run.objective``; callbacks do the optional parts."""
+class Trainer(TrainerState):
+    """Trains ``run.model`` on ``run.data`` with ``run.objective``; callbacks do the optional parts.
+
+    Checkpoints (``checkpoint()``, ``restore()``): ptlab.engine.trainer_state.
+    """
 
     def __init__(self, run: Run, callbacks: list[Callback], signals: StopSignals | None = None) -> None:
         """``signals``: the run's stop signals when the caller catches them for longer than :meth:`fit`."""
@@ -88,7 +92,10 @@ class Trainer:
         self.state = LoopState(world_size=self.world.size)
         self.best = BestMetric(self.checkpointing.monitor, self.checkpointing.mode,
                                self.settings.early_stopping.min_delta)
-        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None  # with trainer.ema.decay: the average's
+        self.best_without_ema: dict[str, torch.Tensor] | None = None  # the raw weights of the best step
+        decay = self.settings.ema.decay
+        self.ema = WeightAverage(self.model, decay) if decay is not None else None
         self.signals = signals or StopSignals()
         self._own_signals = signals is None
         self._logs = StepLogs(self.settings.skip_nonfinite)  # what each batch logged since the last logging point
@@ -125,6 +132,7 @@ class Trainer:
         s, t = self.state, self.settings
         train = self.run.data.train
         self._emit("on_fit_start")
+        callback_states(self.callbacks)  # a callback whose state a checkpoint cannot hold fails now, not later
         self._stop_if_signalled()
         self._throughput.begin(s.samples, s.step, s.train_seconds)
         with nan_detection(self.settings.detect_anomaly, self._anomaly_error):
@@ -176,6 +184,7 @@ class Trainer:
         self._logs.add(s.step + 1, logs)
         s.batch_in_epoch += 1
         s.samples += len(batch[0])
+        self._emit("on_train_batch_end", batch, logs)
 
     def _gradient_sync(self) -> ContextManager:
         """Under DDP, only the last batch of an accumulation window all-reduces the gradients."""
@@ -220,6 +229,7 @@ class Trainer:
         if name in self._skipped:
             optimizer.zero_grad(set_to_none=True)
             return
+        self._emit("on_before_optimizer_step", name, optimizer)
         self.precision.step(optimizer)
         self._stepped = True
         optimizer.zero_grad(set_to_none=True)
@@ -245,6 +255,8 @@ class Trainer:
             self.precision.update()
             self._stepped = False
         self._advance_schedules()
+        if self.ema is not None:
+            self.ema.update(self.model)
         s.step += 1
         if self._skipped:
             s.skipped_steps += 1
@@ -301,21 +313,29 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         self._log_training()
         self.ensure_finite()
-        metrics = self.evaluate("val")
-        improved = self.best.update(metrics, self.state.epoch, self.state.step)
+        with self.averaged_weights():
+            metrics = self.evaluate("val")
+            improved = self.best.update(metrics, self.state.epoch, self.state.step)
+            if improved:
+                self.best_weights = clean_state_dict(self.model)
+        if improved and self.ema is not None:
+            self.best_without_ema = clean_state_dict(self.model)
         self.state.validated_at_step = self.state.step
-        if improved:
-            self.best_weights = clean_state_dict(self.model)
         self._emit("on_validation_end", metrics, improved)
         return metrics
 
     def _finish(self) -> dict[str, Any]:
         last_weights = clean_state_dict(self.model)
-        if self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
-        results = dict(self.best.metrics)
+        results, without_ema = dict(self.best.metrics), {}
+        if self.ema is not None:  # the raw weights of the best step, reported beside the average's
+            self.model.load_state_dict(self.best_without_ema if self.best_without_ema is not None else last_weights)
+            without_ema = {f"{key}_without_ema": value for key, value in self.evaluate("test").items()}
+        tested = self.best_weights if self.best_weights is not None else self.ema and self.ema.weights
+        if tested is not None:
+            self.model.load_state_dict(tested)
         results.update(self.evaluate("test"))
         results.update(self.run.objective.baselines(self.run.data, results))
+        results.update(without_ema)
         results.update(self._throughput.overall(self.state.samples, self.state.step, self.state.train_seconds))
         results.update(epoch=self.state.epoch, step=self.state.step, train_seconds=round(self.state.train_seconds, 3))
         if self.settings.skip_nonfinite:
@@ -325,42 +345,6 @@ class Trainer:
         self._emit("on_fit_end", results)
         self._stop_if_signalled()  # the run is complete; its relaunch prints these metrics
         return results
-
-    # --- checkpoints ---------------------------------------------------------------------------
-
-    def checkpoint(self, best: bool = False) -> dict[str, Any]:
-        """This run as a checkpoint (ptlab.engine.checkpoint.payload); ``best``: the best weights, no optimizer state."""
-        return payload(self.run, {
-            "model": self.best_weights if best else clean_state_dict(self.model),
-            "optimizers": {} if best else {k: to_cpu(o.state_dict()) for k, o in self.run.optimizers.items()},
-            "schedulers": {} if best else {k: s.state_dict() for k, s in self.run.schedulers.items()},
-            "scaler": self.precision.scaler.state_dict() if self.precision.scaler and not best else None,
-            "rng": per_rank(rng_state(), self.world),
-            "loop": asdict(self.state),
-            "logs": {} if best else per_rank(self._logs.state_dict(), self.world),  # the open logging interval
-            "best": {k: v for k, v in asdict(self.best).items() if k not in ("monitor", "mode", "min_delta")},
-        })
-
-    def restore(self, payload: dict[str, Any], best_weights: dict[str, torch.Tensor] | None) -> None:
-        """Continue a run from ``payload`` (a last.pt) exactly where it stopped."""
-        self.model.load_state_dict(payload["model"])
-        for name, state in payload["optimizers"].items():
-            self.run.optimizers[name].load_state_dict(state)
-        for name, state in payload["schedulers"].items():
-            self.run.schedulers[name].load_state_dict(state)
-        if self.precision.scaler and payload["scaler"]:
-            self.precision.scaler.load_state_dict(payload["scaler"])
-        self.state = LoopState(**payload["loop"])
-        self._logs.load_state_dict(rank_state(payload.get("logs") or {}, self.world))  # older checkpoints: none
-        if self.state.stop_reason and self.settings.allows_more_than(payload["config"]["trainer"]):
-            log.info("resume: the run had stopped (%s); the raised budget lets it go on, with the same patience "
-                     "count", self.state.stop_reason)
-            self.state.stop_reason = None
-        for key, value in payload["best"].items():
-            setattr(self.best, key, value)
-        self.best_weights = best_weights
-        set_rng_state(rank_state(payload["rng"], self.world))
-        self.state.world_size = self.world.size  # (resume_payload said so if it changed)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -378,6 +362,14 @@ class Trainer:
     def step(self) -> int:
         """Optimizer steps taken so far (during a training step: the steps before it)."""
         return self.state.step
+
+    def averaged_weights(self) -> ContextManager[torch.nn.Module]:
+        """The model as validation judges it: with trainer.ema.decay, the average's weights loaded for the block."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext(self.model)
+
+    def checkpoint_saved(self, path: Path) -> None:
+        """Tell every callback that ``path`` was written (the Checkpointer calls it where it writes)."""
+        self._emit("on_checkpoint_saved", path)
 
     def log_image(self, tag: str, image: torch.Tensor) -> None:
         """Hand an image (C×H×W in [0, 1]) to every logger that keeps images, at the current step."""

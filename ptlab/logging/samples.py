@@ -34,10 +34,10 @@ class SampleGrid(Callback):
         self.folder, self.n, self.seed = folder, n, seed
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        model = trainer.model
-        was_training = model.training
-        model.eval()
-        images = model.sample(self.n, torch.Generator(trainer.run.device).manual_seed(self.seed))
-        model.train(was_training)
+        with trainer.averaged_weights() as model:  # the generator validation judges (with trainer.ema.decay: the average)
+            was_training = model.training
+            model.eval()
+            images = model.sample(self.n, torch.Generator(trainer.run.device).manual_seed(self.seed))
+            model.train(was_training)
         grid = save_grid(images, self.folder / f"epoch_{trainer.state.epoch:03d}.png")
         trainer.log_image("samples", grid)

@@ -214,7 +214,7 @@ def rebuild(ckpt: str | Path, overrides: Sequence[str] = (), device: str | None 
     """
     from omegaconf import OmegaConf
 
-    from ptlab.engine.checkpoint import load_checkpoint
+    from ptlab.engine.checkpoint import judged_weights, load_checkpoint
 
     payload = load_checkpoint(ckpt)
     cfg = OmegaConf.create(payload["config"])
@@ -235,7 +235,7 @@ def rebuild(ckpt: str | Path, overrides: Sequence[str] = (), device: str | None 
         raise ConfigError(f"{' '.join(overrides) or 'data'}: the data no longer matches the one the checkpoint was "
                           f"trained on ({', '.join(changed)}); change only the evaluated split (e.g. data.test_path)")
     try:
-        run.model.load_state_dict((payload.get("ema") or {}).get("weights") or payload["model"])  # what validation used
+        run.model.load_state_dict(judged_weights(payload))
     except RuntimeError as err:
         raise ConfigError(f"ckpt: weights do not fit the model the saved config builds ({str(err).splitlines()[0]})") from None
     return payload, run

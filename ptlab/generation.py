@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ptlab import catalog
-from ptlab.engine.checkpoint import load_checkpoint
+from ptlab.engine.checkpoint import judged_weights, load_checkpoint
 from ptlab.engine.device import resolve_device
 from ptlab.errors import ConfigError
 
@@ -20,7 +20,7 @@ def generate_images(ckpt: str | Path, n: int = 64, seed: int = 0, device: str = 
     if not hasattr(model, "sample"):
         raise ConfigError(f"ckpt: {ckpt} is a {config['task']} checkpoint; image generation needs a GAN (task=gan)")
     target = resolve_device(device)
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(judged_weights(payload))
     model.to(target).eval()
     return model.sample(n, torch.Generator(target).manual_seed(seed))
 
@@ -42,7 +42,7 @@ def generate_text(ckpt: str | Path, prompt: str = "", max_new_tokens: int = 200,
     unknown = [prompt[a:b] for i, (a, b) in zip(prompt_ids.ids, prompt_ids.offsets) if i == UNK]
     target = resolve_device(device)
     model = catalog.MODELS.build(config["model"], "model", **info)
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(judged_weights(payload))
     model.to(target).eval()
     context = torch.tensor([BOS, *prompt_ids.ids], device=target)
     ids = sample(model, context, max_new_tokens, temperature, top_k, torch.Generator(target).manual_seed(seed))

@@ -24,13 +24,14 @@ def classify(payload: dict[str, Any], texts: list[str], device: str = "cpu") -> 
     from ptlab import catalog
     from ptlab.data.text import padded_ids
     from ptlab.data.tokenizers import load_tokenizer
+    from ptlab.engine.checkpoint import judged_weights
     from ptlab.engine.device import resolve_device
 
     config, info = payload["config"], payload["data_info"]
     target = resolve_device(device)
     model = catalog.MODELS.build(config["model"], "model", **info)
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(judged_weights(payload))
     except RuntimeError as err:
         raise ConfigError(f"ckpt: weights do not fit the model the saved config builds "
                           f"({str(err).splitlines()[0]})") from None

@@ -130,6 +130,12 @@ def test_a_gan_reports_its_generator_with_and_without_the_average_and_draws_the_
 
     assert np.abs(drawn - grid_of(last["ema"]["weights"])).max() == 0  # pixel for pixel
     assert np.abs(drawn - grid_of(last["model"])).max() > 0  # the raw generator draws something else
+    # `ptlab generate` of last.pt draws the average too (and of best.pt, whose model is the average).
+    from ptlab.generation import generate_images
+
+    run.model.load_state_dict(last["ema"]["weights"])
+    assert torch.equal(generate_images(run_dir / "checkpoints" / "last.pt", n=4, seed=3),
+                       run.model.sample(4, torch.Generator().manual_seed(3)))
 
 
 def test_metrics_file_and_console_keep_the_without_ema_numbers(ema_run) -> None:

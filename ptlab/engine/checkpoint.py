@@ -71,6 +71,12 @@ def clean_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
+def judged_weights(payload: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a run validates with: a last.pt's weight average (trainer.ema.decay) if it has one, else
+    ``model`` (a best.pt's ``model`` already is the average). What eval, generate, predict and export load."""
+    return (payload.get("ema") or {}).get("weights") or payload["model"]
+
+
 def rng_state() -> dict[str, Any]:
     """Every random generator that decides the future of a run, as plain data."""
     version, mt_state, gauss = random.getstate()

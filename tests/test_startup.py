@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ import ptlab
 cfg = ptlab.compose(["task=logreg", "trainer.max_epochs=1", "trainer.progress=plain", "checkpoint.save=false"])
 metrics = ptlab.train(cfg)
 assert metrics["step"] > 0 and "test/acc" in metrics and "test/acc_sklearn" in metrics
-print(json.dumps(sorted(sys.modules)))
+print(json.dumps({"modules": sorted(sys.modules), "acc_sklearn": metrics["test/acc_sklearn"]}))
 """
 UNUSED_BY_LOGREG_TORCHMETRICS = ("torchmetrics.audio", "torchmetrics.image", "torchmetrics.text",
                                  "torchmetrics.detection", "torchmetrics.multimodal", "torchvision", "matplotlib")
@@ -35,18 +36,39 @@ TORCH_OPTIM_IMPORTS_DYNAMO = ("torch.optim's optimizers import torch._dynamo whe
                               "drop the mark when they no longer do")
 
 
-@pytest.fixture(scope="module")
-def logreg_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """The modules loaded after building and fitting one epoch of logreg in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", LOGREG_FIT], cwd=tmp_path_factory.mktemp("startup"),
-                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+def fit_logreg(cwd: Path, cache: Path) -> dict:
+    """Build and fit one epoch of logreg in a fresh interpreter with its own baseline cache."""
+    proc = subprocess.run([sys.executable, "-c", LOGREG_FIT], cwd=cwd, env=subprocess_env() | {"PTLAB_CACHE": str(cache)},
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def first_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """The first logreg fit with an empty cache: it fits scikit-learn's baseline and caches its accuracy."""
+    cwd = tmp_path_factory.mktemp("startup")
+    return fit_logreg(cwd, cwd / "cache"), cwd
+
+
+@pytest.fixture(scope="module")
+def logreg_modules(first_fit: tuple[dict, Path]) -> set[str]:
+    """The modules loaded after building and fitting one epoch of logreg in a fresh interpreter."""
+    return set(first_fit[0]["modules"])
+
+
+def test_a_second_run_on_the_same_rows_reads_the_baseline_without_scikit_learn(first_fit: tuple[dict, Path]) -> None:
+    """The logistic baseline is deterministic: cached by the rows' hash, the next run skips sklearn's ≈2 s."""
+    first, cwd = first_fit
+    again = fit_logreg(cwd, cwd / "cache")
+    assert again["acc_sklearn"] == first["acc_sklearn"]
+    assert not [m for m in again["modules"] if m.split(".")[0] in ("sklearn", "scipy")]
+    assert len(list((cwd / "cache" / "baselines").glob("logistic-sklearn*.json"))) == 1
 
 
 def test_reading_a_bundled_table_imports_no_sklearn_datasets(logreg_modules: set[str]) -> None:
     assert "sklearn.datasets" not in logreg_modules
-    assert "sklearn.linear_model" in logreg_modules  # the logistic baseline (test/acc_sklearn) is used and stays
+    assert "sklearn.linear_model" in logreg_modules  # the logistic baseline (test/acc_sklearn), fitted with a cold cache
 
 
 @pytest.mark.xfail(strict=True, reason=TORCH_OPTIM_IMPORTS_DYNAMO)

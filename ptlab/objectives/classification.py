@@ -44,11 +44,17 @@ class Classification(Objective):
         train, test = data.in_memory("train"), data.in_memory("test")
         if self.baseline != "logistic" or train is None or test is None:
             return {}
-        return {"test/acc_sklearn": sklearn_logistic_accuracy(train, test)}
+        from importlib.metadata import version
+
+        from ptlab.objectives.baseline_cache import cached
+
+        name = f"logistic-sklearn{version('scikit-learn')}"  # deterministic: the same rows, the same accuracy
+        return {"test/acc_sklearn": cached(name, [*train, *test], lambda: sklearn_logistic_accuracy(train, test))}
 
 
 def sklearn_logistic_accuracy(train: Sequence[Tensor], test: Sequence[Tensor]) -> float:
-    """Test accuracy of scikit-learn's LogisticRegression (L2, C=1, lbfgs) fitted on the same rows."""
+    """Test accuracy of scikit-learn's LogisticRegression (L2, C=1, lbfgs) fitted on the same rows (cached by
+    ``baselines``: ptlab.objectives.baseline_cache)."""
     from sklearn.linear_model import LogisticRegression
 
     (x, y), (x_test, y_test) = ([t.cpu().numpy() for t in part] for part in (train, test))

@@ -21,7 +21,7 @@ TINY_GAN = ["task=gan", "trainer.max_epochs=2", "trainer.log_every_n_steps=5", "
 def gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("gan")
     run_dir = workdir / "run"
-    run_ptlab("train", *TINY_GAN, f"hydra.run.dir={run_dir}", cwd=workdir, check=True)
+    train_here(*TINY_GAN, run_dir=run_dir)  # in this process; the CLI's GAN run: tests/test_terminal.py
     return run_dir
 
 

@@ -51,15 +51,15 @@ def test_an_early_stopped_run_stays_stopped_unless_the_budget_is_raised(workdir:
     run_dir = workdir / "run"
     args = [*LOGREG, "trainer.max_epochs=30", "trainer.early_stopping.patience=2",
             "trainer.early_stopping.min_delta=100", "resume=auto", f"hydra.run.dir={run_dir}"]  # stops at epoch 3
-    first = run_ptlab("train", *args, cwd=workdir, check=True)
+    train_here(*args[:-1], run_dir=run_dir)  # the first launch, in this process: the relaunches are under test
     assert read_metrics(run_dir)["epoch"] == 3 and last_step(run_dir) == 39
+    assert "early stopping" in torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["loop"]["stop_reason"]
     written = (run_dir / "metrics.json").read_bytes()
 
     again = run_ptlab("train", *args, cwd=workdir, check=True)
     assert "finished earlier: nothing to train" in again.stdout + again.stderr
     assert "test/acc" in again.stdout  # the final metrics table
     assert last_step(run_dir) == 39 and (run_dir / "metrics.json").read_bytes() == written
-    assert "early stopping" in first.stdout + first.stderr
 
     raised = run_ptlab("train", *args[:-2], "trainer.max_epochs=40", *args[-2:], cwd=workdir, check=True)
     assert "the raised budget lets it go on" in (run_dir / "train.log").read_text()
@@ -70,7 +70,7 @@ def test_an_early_stopped_run_stays_stopped_unless_the_budget_is_raised(workdir:
 def test_a_finished_run_relaunched_prints_its_metrics_and_trains_nothing(workdir: Path) -> None:
     run_dir = workdir / "run"
     args = [*LOGREG, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run_dir}"]
-    run_ptlab("train", *args, cwd=workdir, check=True)
+    train_here(*args[:-1], run_dir=run_dir)
     written = (run_dir / "metrics.json").read_bytes()
     again = run_ptlab("train", *args, cwd=workdir, check=True)
     assert "finished earlier" in again.stdout + again.stderr and "test/acc" in again.stdout

@@ -31,6 +31,7 @@ def test_cnn_reaches_98_percent_on_digits() -> None:
     assert metrics["train_seconds"] <= time.perf_counter() - started
 
 
+@pytest.mark.slow  # the full default budget (about 20 s): an end-to-end quality target, as cnn's above
 def test_recsys_ranks_as_well_as_ease_and_far_above_popularity() -> None:
     """Issue 14's targets on the default planted data, full ranking: HR@10 ≥ 0.95 × EASE and ≥ 1.5 × popularity."""
     metrics = ptlab.train(ptlab.compose(["task=recsys", *QUIET]))

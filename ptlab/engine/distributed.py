@@ -121,7 +121,13 @@ def broadcast_state(module: torch.nn.Module, buffers_only: bool = False) -> None
     """Rank 0's parameters and buffers (or buffers only) on every rank."""
     if not dist.is_initialized():
         return
-    tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
+    broadcast_tensors(list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()])
+
+
+def broadcast_tensors(tensors: list[torch.Tensor]) -> None:
+    """Rank 0's values of ``tensors`` on every rank (in place)."""
+    if not dist.is_initialized():
+        return
     for tensor in tensors:
         dist.broadcast(tensor.data, src=0)
 

@@ -48,7 +48,7 @@ from ptlab.engine import nonfinite
 from ptlab.engine.anomaly import nan_detection
 from ptlab.engine.callbacks import Callback
 from ptlab.engine.checkpoint import clean_state_dict
-from ptlab.engine.distributed import all_sum, any_rank, average_gradients, for_training
+from ptlab.engine.distributed import all_sum, any_rank, average_gradients, broadcast_tensors, for_training
 from ptlab.engine.evaluation import evaluate
 from ptlab.engine.loop_state import BestMetric, LoopState
 from ptlab.engine.nonfinite import NonFiniteLoss
@@ -313,6 +313,8 @@ class Trainer(TrainerState):
     def validate(self) -> dict[str, float]:
         self._log_training()
         self.ensure_finite()
+        if self.ema is not None and self.world.distributed:  # rank 0's BatchNorm statistics, as evaluate takes
+            broadcast_tensors([*self.model.buffers(), *self.ema.buffers()])
         with self.averaged_weights():
             metrics = self.evaluate("val")
             improved = self.best.update(metrics, self.state.epoch, self.state.step)

@@ -8,8 +8,11 @@ The warm-up factor (1 + t)/(10 + t) keeps the first averages close to the weight
 (d = 0.1 at the first step) instead of to the random initialisation; later d = decay,
 and w̄ averages roughly the last 1/(1 − decay) steps. Buffers are averaged too
 (BatchNorm's running statistics), except integer ones (``num_batches_tracked``), which
-are copied. The average is a plain-tensor copy that never receives gradients; every
-rank updates it from the same weights, so it is identical on every rank.
+are copied. The average is a plain-tensor copy that never receives gradients. Every rank
+updates it from the same parameters; buffers, which each rank updates from its own shard
+when the model is not DDP-wrapped (a GAN), are made rank 0's at every validation
+(ptlab.engine.trainer), as the model's own are for evaluation, so the average is identical
+on every rank wherever it is used.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class WeightAverage:
         self.decay = decay
         self.updates = 0
         self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        parameters = {name for name, _ in model.named_parameters()}
+        self._buffers = [k for k in self.weights if k not in parameters]
         self._floats = [k for k, v in self.weights.items() if v.is_floating_point()]
 
     def factor(self) -> float:
@@ -47,6 +52,10 @@ class WeightAverage:
             if not value.is_floating_point():
                 value.copy_(current[key])
         self.updates += 1
+
+    def buffers(self) -> list[torch.Tensor]:
+        """The averages of the model's buffers (BatchNorm statistics): what can differ between ranks."""
+        return [self.weights[k] for k in self._buffers]
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:

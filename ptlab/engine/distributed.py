@@ -119,8 +119,6 @@ def average_gradients(params: list[torch.Tensor]) -> None:
 
 def broadcast_state(module: torch.nn.Module, buffers_only: bool = False) -> None:
     """Rank 0's parameters and buffers (or buffers only) on every rank."""
-    if not dist.is_initialized():
-        return
     broadcast_tensors(list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()])
 
 

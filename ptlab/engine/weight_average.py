@@ -28,14 +28,14 @@ class WeightAverage:
     """The exponential moving average of ``model``'s state (its parameters and buffers)."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        """``decay`` in (0, 1): trainer.ema.decay, whose range ptlab.config checks."""
         self.decay = decay
         self.updates = 0
         self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         parameters = {name for name, _ in model.named_parameters()}
         self._buffers = [k for k in self.weights if k not in parameters]
         self._floats = [k for k, v in self.weights.items() if v.is_floating_point()]
+        self._copied = [k for k in self.weights if k not in self._floats]  # integer buffers
 
     def factor(self) -> float:
         """d of the next update: the warm-up (1 + t)/(10 + t) until it reaches ``decay``."""
@@ -48,9 +48,8 @@ class WeightAverage:
         weight = 1.0 - self.factor()
         averages = [self.weights[k] for k in self._floats]
         torch._foreach_lerp_(averages, [current[k].detach() for k in self._floats], weight)
-        for key, value in self.weights.items():
-            if not value.is_floating_point():
-                value.copy_(current[key])
+        for key in self._copied:
+            self.weights[key].copy_(current[key])
         self.updates += 1
 
     def buffers(self) -> list[torch.Tensor]:

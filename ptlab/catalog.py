@@ -13,7 +13,8 @@ from ptlab.errors import ConfigError
 from ptlab.registry import Registry
 
 MODELS = Registry("model", frozenset({"in_features", "num_classes", "in_channels", "image_size", "vocab_size",
-                                      "block_size", "num_users", "num_items"}))
+                                      "block_size", "num_users", "num_items", "source_vocab_size",
+                                      "target_vocab_size", "max_source_length", "max_target_length"}))
 DATASETS = Registry("dataset", frozenset({"target_kind", "device", "seed", "trained_tokenizer"}))
 OPTIMIZERS = Registry("optimizer", frozenset({"params"}))
 SCHEDULERS = Registry("scheduler", frozenset({"optimizer", "total_steps", "steps_per_epoch"}))
@@ -43,6 +44,8 @@ _BUILTINS = [
         "dcgan": "ptlab.models.gan:DCGAN",
         "mf": "ptlab.models.mf:MatrixFactorization",
         "neumf": "ptlab.models.neumf:NeuMF",
+        "transformer_seq2seq": "ptlab.models.seq2seq:transformer_seq2seq",
+        "rnn_seq2seq": "ptlab.models.rnn_seq2seq:rnn_seq2seq",
     }),
     (DATASETS, {
         "diabetes": "ptlab.data.tabular:diabetes",
@@ -62,6 +65,10 @@ _BUILTINS = [
         "planted": "ptlab.data.interactions:planted",
         "movielens": "ptlab.data.interactions:movielens",
         "interactions_csv": "ptlab.data.interactions:interactions_csv",
+        "number_words": "ptlab.data.translation:number_words",
+        "parallel_text": "ptlab.data.translation:parallel_text",
+        "tsv_pairs": "ptlab.data.translation:tsv_pairs",
+        "pairs_csv": "ptlab.data.translation:pairs_csv",
     }),
     (OPTIMIZERS, {
         "sgd": "ptlab.optim:sgd",
@@ -80,6 +87,7 @@ _BUILTINS = [
         "adversarial": "ptlab.objectives.adversarial:Adversarial",
         "ranking": "ptlab.objectives.ranking:Ranking",
         "rating": "ptlab.objectives.rating:Rating",
+        "seq2seq": "ptlab.objectives.seq2seq:Seq2Seq",
     }),
     (METRICS, {
         "acc": "ptlab.objectives.metrics:accuracy",
@@ -93,6 +101,12 @@ _BUILTINS = [
         "hr": "ptlab.objectives.ranking_metrics:hit_rate",
         "ndcg": "ptlab.objectives.ranking_metrics:ndcg",
         "recall": "ptlab.objectives.ranking_metrics:recall",
+        "bleu": "ptlab.objectives.translation_metrics:bleu",
+        "chrf": "ptlab.objectives.translation_metrics:chrf",
+        "exact": "ptlab.objectives.translation_metrics:exact",
+        "rouge1": "ptlab.objectives.translation_metrics:rouge1",
+        "rouge2": "ptlab.objectives.translation_metrics:rouge2",
+        "rougel": "ptlab.objectives.translation_metrics:rougel",
     }),
     (LOGGERS, {
         "tensorboard": "ptlab.logging.tensorboard:TensorBoardLogger",

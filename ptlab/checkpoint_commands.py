@@ -1,4 +1,4 @@
-"""The commands that read a checkpoint: ``eval``, ``generate``, ``recommend``, ``predict``, ``export``.
+"""The commands that read a checkpoint: ``eval``, ``generate``, ``recommend``, ``predict``, ``translate``, ``export``.
 
 Each parses its ``key=value`` arguments (:func:`key_values`), calls the function of
 ptlab that does the work and prints or writes the result; a bad argument is a
@@ -133,6 +133,37 @@ def predict_command(args: list[str]) -> int:
     out = Path(options["out"]).expanduser()
     write_text(out, predictions.to_csv())
     print(f"{len(predictions.rows)} predictions written to {out}")
+    return 0
+
+
+def translate_command(args: list[str]) -> int:
+    """``ptlab translate ckpt=PATH text=TEXT | input=FILE [beam=1] [length_penalty=0.6] [device=cpu]``: one
+    translation a line (a blank input line stays blank)."""
+    from ptlab.data.files import read_text_file
+    from ptlab.translate import translate
+
+    options = key_values(args, {"ckpt": None, "text": None, "input": None, "beam": "1", "length_penalty": "0.6",
+                                 "max_length": "null", "device": "cpu"})
+    if not options["ckpt"]:
+        raise PtlabError("ckpt: required; e.g. ptlab translate ckpt=RUN_DIR/checkpoints/best.pt text=\"forty-two\"")
+    if (options["text"] is None) == (options["input"] is None):
+        raise PtlabError("text: give either text=\"...\" or input=FILE (one text a line)")
+    if options["input"] is not None:
+        texts = read_text_file(Path(options["input"]).expanduser(), "input").splitlines()
+    else:
+        texts = [options["text"]]
+    try:
+        length_penalty = float(options["length_penalty"])
+    except ValueError:
+        raise PtlabError(f"length_penalty: expected a number, got {options['length_penalty']!r}") from None
+    if not length_penalty >= 0:
+        raise PtlabError(f"length_penalty: {length_penalty} is out of range; use a value ≥ 0")
+    max_length = None if options["max_length"] == "null" else int_option(options, "max_length", minimum=1)
+    filled = [t for t in texts if t.strip()]
+    translations = iter(translate(options["ckpt"], filled, int_option(options, "beam", minimum=1), length_penalty,
+                                  max_length, options["device"]))
+    for text in texts:
+        print(next(translations) if text.strip() else "")
     return 0
 
 

@@ -34,6 +34,8 @@ commands:
                       a recommender's top-k items for one user (task=recsys), without those the user has
   predict ckpt=PATH input=FILE out=FILE [column=NAME] [device=cpu]
                       a data=csv or text classifier's predictions: new columns of a CSV, or a .txt's lines
+  translate ckpt=PATH text=TEXT|input=FILE [beam=1] [length_penalty=0.6] [device=cpu]
+                      a seq2seq checkpoint's translations (task=translate), one a line
   export ckpt=PATH format=pt2|onnx [out=FILE]
                       the model (a GAN's generator) as a torch.export or ONNX program with a dynamic batch,
                       checked against PyTorch; export.json (and tokenizer.json for text) beside it
@@ -42,12 +44,12 @@ commands:
   report RUN_DIR [RUN_DIR ...] [out=DIR]
                       training curves, final metrics and sweep plots as PNGs and report.md
 
-tasks: linreg, logreg, cnn, rnn, transformer, gan, recsys
+tasks: linreg, logreg, cnn, rnn, transformer, gan, recsys, translate
 examples: ptlab train task=logreg optimizer.lr=0.1
           ptlab train -m task=logreg seed=0,1,2
 """
 
-COMMANDS = ("train", "eval", "list", "generate", "recommend", "predict", "export", "lr-find", "report")
+COMMANDS = ("train", "eval", "list", "generate", "recommend", "predict", "translate", "export", "lr-find", "report")
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion", "--version")
 
 
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"train": train_command, "eval": checkpoints.eval_command, "list": list_command,
                 "generate": checkpoints.generate_command, "recommend": checkpoints.recommend_command,
-                "predict": checkpoints.predict_command, "export": checkpoints.export_command,
+                "predict": checkpoints.predict_command, "translate": checkpoints.translate_command,
+                "export": checkpoints.export_command,
                 "lr-find": lr_find_command, "report": report_command}
     try:
         if command in handlers:

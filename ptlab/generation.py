@@ -34,7 +34,7 @@ def generate_text(ckpt: str | Path, prompt: str = "", max_new_tokens: int = 200,
 
     payload = load_checkpoint(ckpt)
     config, info = payload["config"], payload.get("data_info", {})
-    if payload.get("tokenizer") is None or "num_classes" in info:
+    if payload.get("tokenizer") is None or "num_classes" in info or "target_vocab_size" in info:
         raise ConfigError(f"ckpt: {ckpt} is a {config['task']} checkpoint on data={config['data'].get('name')}; text "
                           "generation needs a language model (task=rnn or task=transformer on unlabelled text)")
     tokenizer = load_tokenizer(payload["tokenizer"])

@@ -51,6 +51,9 @@ def predict(ckpt: str | Path, input: str | Path, device: Optional[str] = None,
     if kind == LANGUAGE_MODEL:
         raise ConfigError(f"ckpt: {ckpt} is a language model (task={task} on data={data}): it writes text rather "
                           f"than classifying it; use ptlab generate ckpt={ckpt} prompt=TEXT")
+    if kind == "seq2seq":
+        raise ConfigError(f"ckpt: {ckpt} is a seq2seq checkpoint (task={task} on data={data}): it writes text; use "
+                          f"ptlab translate ckpt={ckpt} input=FILE")
     predictors = {"tabular": predict_table, "text_classification": predict_texts}
     if kind not in predictors:
         raise ConfigError(f"ckpt: {ckpt} is a checkpoint of task={task} with data={data}; ptlab predict reads "

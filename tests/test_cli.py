@@ -100,8 +100,8 @@ def test_shell_completion(workdir: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    assert query("ptlab ").split() == ["train", "eval", "list", "generate", "recommend", "predict", "export",
-                                     "lr-find", "report"]
+    assert query("ptlab ").split() == ["train", "eval", "list", "generate", "recommend", "predict", "translate",
+                                     "export", "lr-find", "report"]
     assert {"task=cnn", "task=gan", "task=linreg", "task=logreg"} <= set(query("ptlab train task=").split())
 
 

@@ -27,6 +27,10 @@ TASKS = {
     # 4 epochs of 8 batches: negatives are drawn afresh per (seed, epoch), so a resumed epoch must draw the same.
     "recsys": ["task=recsys", "data.num_users=200", "data.num_items=120", "data.mean_interactions=12",
                "trainer.max_epochs=4"],
+    # Dropout on, 4 epochs of 7 batches with a validation (decoding) after each.
+    "translate": ["task=translate", "data.train_size=400", "data.val_size=32", "data.test_size=32",
+                  "model.encoder_layers=1", "model.decoder_layers=1", "model.n_embd=32", "model.n_head=2",
+                  "trainer.max_epochs=4"],
     "transformer": ["task=transformer", "trainer.max_steps=40", "data.block_size=32", "data.batch_size=512",
                     "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.dropout=0.1"],
 }

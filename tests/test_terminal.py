@@ -20,7 +20,7 @@ from conftest import run_ptlab_in_pty
 from ptlab.logging.console import bar_stats
 
 
-TASKS = ["linreg", "logreg", "cnn", "rnn", "transformer", "gan", "recsys"]
+TASKS = ["linreg", "logreg", "cnn", "rnn", "transformer", "gan", "recsys", "translate"]
 # One epoch of three batches, logged every step, one batch of validation and test: seconds per run.
 BUDGET = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1",
           "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
@@ -87,7 +87,7 @@ def trained(cwd: Path) -> Callable[[str], tuple[int, str, Path]]:
     return train
 
 
-@pytest.mark.parametrize("task", [t if t in ("logreg", "gan", "recsys") else pytest.param(t, marks=pytest.mark.slow)
+@pytest.mark.parametrize("task", [t if t in ("logreg", "gan", "recsys", "translate") else pytest.param(t, marks=pytest.mark.slow)
                                   for t in TASKS])
 def test_train_draws_a_bar_of_the_logged_losses(trained: Callable, task: str) -> None:
     rc, output, run_dir = trained(task)
@@ -125,6 +125,14 @@ def test_generate_text_under_a_terminal(trained: Callable, cwd: Path) -> None:
                                   "max_new_tokens=20", cwd=cwd)
     assert_clean(rc, output)
     assert "The " in output, output
+
+
+def test_translate_under_a_terminal(trained: Callable, cwd: Path) -> None:
+    _, _, run_dir = trained("translate")
+    rc, output = run_ptlab_in_pty("translate", f"ckpt={run_dir / 'checkpoints' / 'best.pt'}", "text=einundsiebzig",
+                                  "beam=2", cwd=cwd)
+    assert_clean(rc, output)
+    assert screen_lines(output), output
 
 
 def test_report_under_a_terminal(trained: Callable, cwd: Path) -> None:

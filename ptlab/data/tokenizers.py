@@ -25,15 +25,17 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>")
 PAD, UNK, BOS = range(3)
 
 
-def train_tokenizer(kind: TokenizerKind, texts: Sequence[str], vocab_size: int) -> Tokenizer:
-    """A ``kind`` tokenizer with at most ``vocab_size`` tokens (specials included), learned from ``texts``."""
+def train_tokenizer(kind: TokenizerKind, texts: Sequence[str], vocab_size: int,
+                    special_tokens: Sequence[str] = SPECIAL_TOKENS) -> Tokenizer:
+    """A ``kind`` tokenizer with at most ``vocab_size`` tokens (``special_tokens`` first, from id 0), learned from
+    ``texts``."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE())
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     else:
         tokenizer = Tokenizer(models.WordLevel(unk_token=SPECIAL_TOKENS[UNK]))
@@ -42,7 +44,7 @@ def train_tokenizer(kind: TokenizerKind, texts: Sequence[str], vocab_size: int) 
             tokenizer.decoder = decoders.Fuse()
         else:
             tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
                                             show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer

@@ -377,6 +377,10 @@ class Trainer(TrainerState):
         """Hand an image (C×H×W in [0, 1]) to every logger that keeps images, at the current step."""
         self._emit("on_image", tag, image)
 
+    def log_text(self, tag: str, text: str) -> None:
+        """Hand a Markdown text to every logger that keeps text (TensorBoard), at the current step."""
+        self._emit("on_text", tag, text)
+
     def _training_seconds(self) -> float:
         """Seconds spent training so far (validation excluded), the running epoch included."""
         running = 0.0 if self._epoch_started is None else time.perf_counter() - self._epoch_started

@@ -40,6 +40,9 @@ class TensorBoardLogger(Callback):
     def on_image(self, trainer: Trainer, tag: str, image: Tensor) -> None:
         self.writer.add_image(tag, image, trainer.state.step)
 
+    def on_text(self, trainer: Trainer, tag: str, text: str) -> None:
+        self.writer.add_text(tag, text, trainer.state.step)
+
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         self._scalars(metrics, trainer.state.step)
 

@@ -20,6 +20,9 @@ class Optimize(Protocol):
     def log_image(self, tag: str, image: Tensor) -> None:
         """Keep an image (C×H×W in [0, 1]) with the run's logs (TensorBoard), at the current step."""
 
+    def log_text(self, tag: str, text: str) -> None:
+        """Keep a Markdown text with the run's logs (TensorBoard), at the current step."""
+
 
 class Objective:
     """Turns a batch into a loss; the trainer owns everything else (devices, steps, logging)."""

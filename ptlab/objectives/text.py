@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ptlab.config import Probability
 from ptlab.data.text import LANGUAGE_MODEL, TEXT_CLASSIFICATION
+from ptlab.data.tokenizers import PAD
 from ptlab.errors import ConfigError
 from ptlab.objectives.base import Objective
 from ptlab.objectives.metric import Metric
@@ -54,8 +55,9 @@ class Text(Objective):
 class Perplexity(Metric):
     """Perplexity: exp of the mean negative log-likelihood of the targets, exp(−(1/N) Σᵢ log p(yᵢ)).
 
-    Fed the logits and targets of every prediction (one row per token), it
-    sums −log p and counts on the device, and takes the exponential once at
+    Fed the logits and targets of every prediction (one row per token; the
+    ``<pad>`` targets of seq2seq batches are left out), it sums −log p and
+    counts on the device, and takes the exponential once at
     the end, so it is exact over a whole split. Without label smoothing it
     equals exp(split/loss).
     """
@@ -66,8 +68,12 @@ class Perplexity(Metric):
         self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
 
     def update(self, logits: Tensor, target: Tensor) -> None:
-        self.nll += F.cross_entropy(logits.float(), target, reduction="sum")
-        self.count += target.numel()
+        ignore = -100  # no target is left out of a language model's windows
+        if hasattr(logits, "hypotheses"):  # a seq2seq evaluation's Decoded: teacher-forced logits, padded targets
+            logits, ignore = logits.logits, PAD
+        self.nll += F.cross_entropy(logits.flatten(0, -2).float(), target.flatten(), ignore_index=ignore,
+                                    reduction="sum")
+        self.count += (target != ignore).sum()
 
     def result(self) -> Tensor:
         return torch.exp(self.nll / self.count)

@@ -1,0 +1,118 @@
+"""task=translate as a user drives it: train, translate, eval, the errors, summarization on a CSV, TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import read_metrics, run_ptlab, train_here
+
+# 400 training numbers, one epoch of 7 batches: seconds, and it leaves a best.pt and a tokenizer.
+SMALL = ["task=translate", "data.train_size=400", "data.val_size=32", "data.test_size=32", "data.batch_size=64",
+         "model.encoder_layers=1", "model.decoder_layers=1", "model.n_embd=32", "model.n_head=2",
+         "trainer.max_epochs=1", "logger=[tensorboard]"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("translate") / "run"
+    train_here(*SMALL, run_dir=folder)
+    return folder
+
+
+def best(run_dir: Path) -> str:
+    return f"ckpt={run_dir / 'checkpoints' / 'best.pt'}"
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_translate_a_text_and_a_file_with_a_blank_line(run_dir: Path, tmp_path: Path) -> None:
+    proc = run_ptlab("translate", best(run_dir), "text=einundsiebzig", cwd=tmp_path, check=True)
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.strip(), proc.stdout
+    lines = tmp_path / "numbers.txt"
+    lines.write_text("zwölf\n\ndreihundert\n")
+    proc = run_ptlab("translate", best(run_dir), f"input={lines}", "beam=3", cwd=tmp_path, check=True)
+    out = proc.stdout.split("\n")
+    assert len(out) == 4 and out[1] == "" and out[0] and out[2], proc.stdout  # one line out per line in
+
+
+def test_translate_refuses_unknown_characters_empty_input_and_other_checkpoints(run_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    assert_one_line_error(run_ptlab("translate", best(run_dir), "text=zwölf€", cwd=tmp_path), "'€'",
+                          "never occurred in the training sources")
+    assert_one_line_error(run_ptlab("translate", best(run_dir), "text=  ", cwd=tmp_path), "nothing to translate")
+    assert_one_line_error(run_ptlab("translate", best(run_dir), cwd=tmp_path), "text=")
+    other = tmp_path / "logreg"
+    train_here("task=logreg", "trainer.max_epochs=1", run_dir=other)
+    assert_one_line_error(run_ptlab("translate", best(other), "text=eins", cwd=tmp_path), "task=translate")
+    # and the other commands refuse a translate checkpoint, pointing here
+    assert_one_line_error(run_ptlab("generate", best(run_dir), cwd=tmp_path), "language model")
+    assert_one_line_error(run_ptlab("predict", best(run_dir), f"input={tmp_path / 'x.txt'}",
+                                    f"out={tmp_path / 'y.txt'}", cwd=tmp_path), "ptlab translate")
+
+
+def test_eval_reports_the_decoded_metrics_with_the_chosen_beam(run_dir: Path, tmp_path: Path) -> None:
+    trained = read_metrics(run_dir)
+    for beam in ("1", "4"):
+        out = tmp_path / f"eval_{beam}.json"
+        run_ptlab("eval", best(run_dir), f"objective.beam={beam}", f"out={out}", cwd=tmp_path, check=True)
+        metrics = json.loads(out.read_text())
+        assert {"test/loss", "test/bleu", "test/chrf", "test/exact"} <= metrics.keys()
+        if beam == "1":  # best.pt is the last validation's weights here (one epoch): the run's own test numbers
+            assert metrics["test/chrf"] == pytest.approx(trained["test/chrf"], abs=1e-4)
+
+
+def test_every_run_reports_its_baselines_and_writes_tensorboard_samples(run_dir: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    metrics = read_metrics(run_dir)
+    for name in ("bleu", "chrf", "exact"):
+        assert f"test/{name}_copy" in metrics and f"test/{name}_dictionary" in metrics
+    assert metrics["test/exact_copy"] == 0.0  # German words are never their English translation
+    texts = []
+    for events in (run_dir / "tb").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        if "val/samples/text_summary" in acc.Tags()["tensors"]:
+            texts += [e.tensor_proto.string_val[0].decode() for e in acc.Tensors("val/samples/text_summary")]
+    assert texts and "| source | reference | hypothesis |" in texts[-1]
+    assert texts[-1].count("\n") == 1 + 4  # the header, its rule and objective.samples=4 rows
+
+
+def test_a_summarizer_trains_on_two_columns_of_a_csv_and_reports_rouge(tmp_path: Path) -> None:
+    articles = tmp_path / "news.csv"
+    with open(articles, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["article", "summary"])
+        for i in range(120):
+            lead = f"team {i % 7} won the match {i}"
+            writer.writerow([f"{lead}. the crowd, {i} people, cheered.\nmore later.", lead])
+    proc = run_ptlab("train", "task=translate", "data=pairs_csv", f"data.train_path={articles}",
+                     "data.source=article", "data.target=summary", "objective.metrics=[rouge]",
+                     "checkpoint.monitor=val/rougel", "data.source_vocab_size=300", "model.n_embd=32",
+                     "model.n_head=2", "model.encoder_layers=1", "model.decoder_layers=1", "trainer.max_epochs=2",
+                     "trainer.progress=plain", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=True)
+    metrics = read_metrics(tmp_path / "run")
+    for name in ("rouge1", "rouge2", "rougel"):
+        assert 0 <= metrics[f"test/{name}"] <= 1 and f"test/{name}_copy" in metrics
+    assert metrics["test/rouge1_copy"] > 0.3  # the summary is the article's lead: copying scores well
+    assert "test/rouge1" in proc.stdout + proc.stderr
+
+
+def test_bad_input_is_one_line_before_any_run_folder(tmp_path: Path) -> None:
+    tsv = tmp_path / "fra.txt"
+    tsv.write_text("Go.\tVa !\nno tab on this line\n")
+    proc = run_ptlab("train", "task=translate", "data=tsv_pairs", f"data.train_path={tsv}",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_one_line_error(proc, "data.train_path", "line 2")
+    proc = run_ptlab("train", "task=translate", "data.source=xx", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_one_line_error(proc, "data.source", "en, de, fr")
+    assert not (tmp_path / "run").exists()

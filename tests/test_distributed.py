@@ -176,3 +176,31 @@ def test_accumulated_batches_all_reduce_once_per_step() -> None:
         assert reduced == [3, 7, 11]  # the 4th, 8th and 12th batch: one all-reduce per optimizer step
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_translate_under_torchrun_decodes_and_scores_like_one_process(workdir: Path) -> None:
+    """The decoded metrics (torchmetrics' BLEU and chrF states, the exact-match sums) and the baselines, summed over
+    two ranks' shards of val and test, equal one process's on the same weights (a trained checkpoint, lr 1e-12).
+
+    Training itself is not compared: each rank's loss is the mean over its target tokens and ranks are weighed by
+    samples, so two ranks differ from one process by how target lengths split between them (docs/translate.md)."""
+    from conftest import train_here
+
+    trained = workdir / "trained"
+    train_here("task=translate", "data.train_size=1500", "data.val_size=40", "data.test_size=40",
+               "data.batch_size=32", "model.encoder_layers=1", "model.decoder_layers=1", "model.n_embd=64",
+               "model.n_head=2", "optimizer.lr=0.003", "trainer.max_epochs=2", "logger=[]", run_dir=trained)
+    args = ["task=translate", "data.train_size=1500", "data.val_size=40", "data.test_size=40", "data.batch_size=32",
+            "model.encoder_layers=1", "model.decoder_layers=1", "model.n_embd=64", "model.n_head=2",
+            f"finetune.from={trained / 'checkpoints' / 'last.pt'}", "optimizer.lr=1e-12",
+            "optimizer.weight_decay=0", "trainer.max_steps=2",
+            "trainer.progress=plain", "logger=[]"]
+    proc = torchrun(*args, f"hydra.run.dir={workdir / 'ddp'}", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ptlab("train", *args, f"hydra.run.dir={workdir / 'one'}", cwd=workdir, check=True)
+    ddp_metrics, one_metrics = read_metrics(workdir / "ddp"), read_metrics(workdir / "one")
+    measured = [k for k in one_metrics if k.startswith(("val/", "test/"))]
+    assert "test/chrf_dictionary" in measured and one_metrics["test/chrf"] > 30  # a model that decodes something
+    assert {k: ddp_metrics[k] for k in measured} == {k: pytest.approx(one_metrics[k], rel=1e-5, abs=1e-5)
+                                                    for k in measured}

@@ -147,3 +147,26 @@ def test_a_long_source_is_cut_without_touching_a_short_target() -> None:
     data = build(max_source_length=2)  # the test source has 3 words, its target fits
     src, src_lengths, _, tgt_out = next(iter(data.test.batches()))
     assert src_lengths.tolist() == [2] and tgt_out.shape[1] == len("drei drei drei") + 1
+
+
+def test_parallel_text_and_tsv_files_feed_the_task_and_carve_missing_splits(tmp_path) -> None:
+    import ptlab
+
+    english = [f"a dog number {i}" for i in range(40)]
+    german = [f"ein Hund Nummer {i}" for i in range(40)]
+    (tmp_path / "train.en").write_text("\n".join(english) + "\n")
+    (tmp_path / "train.de").write_text("\n".join(german) + "\n")
+    (tmp_path / "val.en").write_text("a dog\n")
+    (tmp_path / "val.de").write_text("ein Hund\n")
+    run = ptlab.build(ptlab.compose(["task=translate", "data=parallel_text", f"data.root={tmp_path}",
+                                     "data.source=en", "data.target=de", "data.source_vocab_size=300",
+                                     "data.target_vocab_size=300", "data.test_fraction=0.25"]))
+    sizes = {split: getattr(run.data, split).num_samples for split in ("train", "val", "test")}
+    assert sizes == {"train": 30, "val": 1, "test": 10}  # val from its files, test carved out of train
+    tokenizers = PairTokenizers.from_json(run.data.tokenizer)
+    assert tokenizers.decode(next(iter(run.data.val.batches()))[3].tolist()) == ["ein Hund"]  # bpe: exact text
+    tsv = tmp_path / "deu.txt"
+    tsv.write_text("".join(f"{e}\t{g}\tCC-BY 2.0 (France) Attribution: tatoeba.org\n" for e, g in zip(english, german)))
+    run = ptlab.build(ptlab.compose(["task=translate", "data=tsv_pairs", f"data.train_path={tsv}",
+                                     "data.val_fraction=0.1", "data.test_fraction=0.1"]))
+    assert run.data.train.num_samples == 32 and run.data.test.sources[0] in english

@@ -55,6 +55,11 @@ class Objective:
         """Extra trainer callbacks this objective needs (e.g. sample grids); none by default."""
         return []
 
+    def loss_weight(self, target: Tensor) -> Tensor | int:
+        """What a batch's loss is a mean over, so that a split's loss is the mean over all of them: its samples by
+        default (a seq2seq objective: its real target tokens)."""
+        return len(target)
+
     def predict(self, output: Tensor) -> Tensor:
         """What the metrics compare with the target (class ids, regression values)."""
         return output

@@ -48,7 +48,7 @@ class Seq2Seq(Objective):
 
     target_kind = "seq2seq"
 
-    def __init__(self, data_kind: Optional[str] = None, metrics: Sequence[str] = ("bleu", "chrf", "exact"),
+    def __init__(self, data_kind: Optional[str] = None, metrics: Sequence[str] = ("bleu", "chrf", "exact", "ppl"),
                  label_smoothing: Probability = 0.1, beam: PositiveInt = 1, length_penalty: NonNegativeFloat = 0.6,
                  max_length: Optional[PositiveInt] = None, baselines: bool = True, samples: int = 4) -> None:
         self.metrics = [name for metric in metrics for name in (ROUGE_METRICS if metric == "rouge" else (metric,))]
@@ -65,6 +65,10 @@ class Seq2Seq(Objective):
         if model.training:
             return loss, logits, tgt_out
         return loss, Decoded(logits, self.decode(model, src, src_lengths)), tgt_out
+
+    def loss_weight(self, target: Tensor) -> Tensor:
+        """The batch's real target tokens: val/loss is the mean over every token of the split."""
+        return (target != PAD).sum()
 
     def decode(self, model: nn.Module, src: Tensor, src_lengths: Tensor) -> Tensor:
         """Token ids [B, L] decoded with the configured beam (each row ends with ``<eos>`` or at the length cap)."""

@@ -100,8 +100,8 @@ def test_a_summarizer_trains_on_two_columns_of_a_csv_and_reports_rouge(tmp_path:
             lead = f"team {i % 7} won the match {i}"
             writer.writerow([f"{lead}. the crowd, {i} people, cheered.\nmore later.", lead])
     proc = run_ptlab("train", "task=translate", "data=pairs_csv", f"data.train_path={articles}",
-                     "data.source=article", "data.target=summary", "objective.metrics=[rouge]",
-                     "checkpoint.monitor=val/rougel", "data.source_vocab_size=300", "model.n_embd=32",
+                     "data.source=article", "data.target=summary", "objective.metrics=[rouge]",  # the command
+                     "data.source_vocab_size=300", "model.n_embd=32",
                      "model.n_head=2", "model.encoder_layers=1", "model.decoder_layers=1", "trainer.max_epochs=2",
                      "trainer.progress=plain", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=True)
     metrics = read_metrics(tmp_path / "run")

@@ -36,8 +36,9 @@ FITS = {
     "rnn": {"rnn", "transformer"},
     "transformer": {"rnn", "transformer"},
     "recsys": {"mf", "neumf"},
+    "translate": {"rnn_seq2seq", "transformer_seq2seq"},
 }
-OFFLINE_DATA = ("breast_cancer", "diabetes", "digits", "planted", "python_docs")  # no download, no path to give
+OFFLINE_DATA = ("breast_cancer", "diabetes", "digits", "number_words", "planted", "python_docs")  # no download, no path to give
 
 
 def options(group: str) -> list[str]:

@@ -10,7 +10,7 @@ over the N real target tokens of the batch (``<pad>`` ignored), with label smoot
 over the vocabulary, which keeps the model from betting everything on one token.
 
 Evaluation does what a user will: it decodes each source from ``<bos>`` alone — greedy
-(``objective.decode.beam=1``) or beam search with a length penalty — and compares the
+(``objective.beam=1``) or beam search with a length penalty — and compares the
 text with the reference: ``bleu`` and ``chrf`` (SacreBLEU's, 0–100), ``exact`` (the
 fraction decoded exactly), ``rouge`` (ROUGE-1/2/L F1, for summaries). ``val/loss`` and
 ``ppl`` stay teacher-forced. Every run also scores two baselines on its test split,
@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ptlab.config import NonNegativeFloat, PositiveInt, Probability
+from ptlab.config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from ptlab.data.tokenizers import PAD
 from ptlab.objectives.base import Objective
 
@@ -50,7 +50,7 @@ class Seq2Seq(Objective):
 
     def __init__(self, data_kind: Optional[str] = None, metrics: Sequence[str] = ("bleu", "chrf", "exact", "ppl"),
                  label_smoothing: Probability = 0.1, beam: PositiveInt = 1, length_penalty: NonNegativeFloat = 0.6,
-                 max_length: Optional[PositiveInt] = None, baselines: bool = True, samples: int = 4) -> None:
+                 max_length: Optional[PositiveInt] = None, baselines: bool = True, samples: NonNegativeInt = 4) -> None:
         self.metrics = [name for metric in metrics for name in (ROUGE_METRICS if metric == "rouge" else (metric,))]
         self.label_smoothing = label_smoothing
         self.beam, self.length_penalty, self.max_length = beam, length_penalty, max_length
